@@ -1,0 +1,1 @@
+"""Flows: composition of the stage tasks only (no logic of their own)."""

@@ -1,0 +1,48 @@
+"""HTTP calls to the scoring service (health and smoke): the only module that uses httpx here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from mldeploy.errors import TransientError
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int | None  # None: no answer (connection refused, timeout)
+    body: str
+    seconds: float
+    error: str = ""
+
+
+class HttpProbe:
+    def __init__(self, client: httpx.Client | None = None) -> None:
+        self.client = client or httpx.Client(trust_env=False)
+
+    def healthy(self, url: str, timeout: float = 2.0) -> bool:
+        try:
+            return self.client.get(url, timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def post(self, url: str, body: bytes, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Reply:
+        start = time.perf_counter()
+        try:
+            response = self.client.post(url, content=body, timeout=timeout,
+                                        headers={"Content-Type": "application/json", **(headers or {})})
+        except httpx.TimeoutException as exc:
+            return Reply(None, "", time.perf_counter() - start, f"timeout: {exc}")
+        except httpx.HTTPError as exc:
+            return Reply(None, "", time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+        return Reply(response.status_code, response.text, time.perf_counter() - start)
+
+    def get_json(self, url: str, timeout: float = 5.0) -> object:
+        try:
+            response = self.client.get(url, timeout=timeout)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise TransientError(f"GET {url}: {exc}") from exc

@@ -1,0 +1,209 @@
+"""The ``mldeploy`` command line.
+
+Exit codes (the brief's contract): 0 the service is live or nothing changed, 1 a stage failed,
+2 the spec is invalid. With ``--json`` the last line of stdout is one JSON object (the run
+summary); progress lines then go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_STAGE_FAILED, EXIT_SPEC_INVALID = 0, 1, 2
+SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "skipped": "-"}
+
+
+def _print_diagnosis(summary: dict[str, Any], out: TextIO) -> None:
+    found = summary.get("diagnosis")
+    if not found:
+        return
+    print(f"\n✗ {summary.get('failed_stage')} failed: {found['summary']}  [{found['code']}]", file=out)
+    detail = str(found.get("detail", "")).rstrip()
+    if detail:
+        print("  evidence:", file=out)
+        for line in detail.splitlines()[-25:]:
+            print(f"    {line}", file=out)
+    print(f"  fix: {found['hint']}", file=out)
+
+
+def _spec_failure_summary(exc: Any) -> dict[str, Any]:
+    from mldeploy.summary import STAGES
+
+    return {"service": None, "status": "failed", "failed_stage": "validate", "diagnosis": exc.diagnosis.to_dict(),
+            "endpoint": None, "model": None, "image": None, "flow_run_id": None, "ui_url": None,
+            "problems": [p.to_dict() for p in exc.problems],
+            "stages": [{"name": s, "state": "failed" if s == "validate" else "skipped", "seconds": 0.0}
+                       for s in STAGES]}
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mldeploy.errors import SpecError
+    from mldeploy.spec import load_spec
+
+    human = sys.stderr if args.json else sys.stdout
+    # Fail fast on a bad spec, before any engine or Prefect start-up (the flow validates again).
+    try:
+        load_spec(args.spec, target_override=args.target)
+    except SpecError as exc:
+        summary = _spec_failure_summary(exc)
+        print(str(exc), file=human)
+        if args.json:
+            print(json.dumps(summary))
+        return EXIT_SPEC_INVALID
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.deploy_model import deploy_model
+    from mldeploy import progress
+
+    def report(stage: str, state: str, seconds: float) -> None:
+        if state == "running":
+            print(f"  {SYMBOLS[state]} {stage}", file=human, flush=True)
+        else:
+            print(f"  {SYMBOLS.get(state, '?')} {stage} {state} in {seconds:.1f} s", file=human, flush=True)
+
+    progress.set_reporter(report)
+    state = deploy_model(spec_path=os.path.abspath(args.spec), target=args.target, force=args.force,
+                         return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):  # the flow itself crashed: still honour the contract
+        summary = {"status": "failed", "failed_stage": None, "diagnosis": {
+            "code": "unknown", "summary": f"the flow run crashed: {summary!r}", "detail": str(summary),
+            "hint": "see the flow run's logs", "stage": ""}, "endpoint": None, "model": None, "image": None,
+            "flow_run_id": str(state.state_details.flow_run_id or ""), "stages": []}
+    if summary["status"] == "failed":
+        _print_diagnosis(summary, human)
+    elif summary["status"] == "noop":
+        print(f"= nothing changed: {summary.get('service')} is live at {summary['endpoint']}", file=human)
+    else:
+        print(f"✓ {summary.get('service')} is live at {summary['endpoint']} "
+              f"(model {summary['model']['name']}:{summary['model']['version']})", file=human)
+    if summary.get("ui_url"):
+        print(f"  flow run: {summary['ui_url']}", file=human)
+    for notice in summary.get("notices", []):
+        print(f"  note: {notice}", file=human)
+    if args.json:
+        print(json.dumps(summary))
+    if summary["status"] in ("succeeded", "noop"):
+        return EXIT_OK
+    code = (summary.get("diagnosis") or {}).get("code")
+    return EXIT_SPEC_INVALID if code == "spec_invalid" else EXIT_STAGE_FAILED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mldeploy.errors import SpecError
+    from mldeploy.spec import load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "problems": [p.to_dict() for p in exc.problems]}))
+        else:
+            print(str(exc))
+        return EXIT_SPEC_INVALID
+    if args.json:
+        print(json.dumps({"valid": True, "service": spec.name}))
+    else:
+        print(f"{spec.path}: valid (service {spec.name}, model {spec.model.name}, target {spec.target.kind})")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from mldeploy.errors import PermanentError
+    from mldeploy.models import ModelRegistry
+    from mldeploy.settings import Settings
+
+    registry = ModelRegistry(Settings.load().home)
+    if args.models_command == "list":
+        rows = [m for name in registry.names() for m in registry.versions(name)]
+        if args.json:
+            print(json.dumps([m.to_dict() for m in rows]))
+            return EXIT_OK
+        if not rows:
+            print("no models registered yet")
+        for m in rows:
+            print(f"{m.name:30} {m.version:>4}  {m.sha256[:12]}  {m.size:>12}  {m.created}  {m.basename}")
+        return EXIT_OK
+    try:
+        model = registry.get(args.name, args.version)
+    except PermanentError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    print(json.dumps(model.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from mldeploy.errors import PermanentError
+    from mldeploy.targets import make_target
+
+    try:
+        print(make_target(args.target).logs(args.name, tail=args.tail), end="")
+    except PermanentError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from mldeploy.targets import make_target
+
+    removed = make_target(args.target).delete(args.name)
+    print(f"removed {', '.join(removed)}" if removed else f"nothing deployed as {args.name!r}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mldeploy", description="Deploy scoring services, stage by stage.")
+    sub = root.add_subparsers(dest="command", required=True)
+    deploy = sub.add_parser("deploy", help="deploy a service spec")
+    deploy.add_argument("spec")
+    deploy.add_argument("--target", choices=("local", "aci", "kubernetes"), help="override target.kind")
+    deploy.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
+    deploy.add_argument("--force", action="store_true", help="deploy even when nothing changed")
+    deploy.add_argument("--verbose", "-v", action="store_true", help="show every Prefect log line")
+    deploy.set_defaults(func=cmd_deploy)
+    validate = sub.add_parser("validate", help="check a service spec without deploying")
+    validate.add_argument("spec")
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(func=cmd_validate)
+    models = sub.add_parser("models", help="the model registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    listing = models_sub.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    show = models_sub.add_parser("show")
+    show.add_argument("name")
+    show.add_argument("--version", type=int)
+    models.set_defaults(func=cmd_models)
+    logs = sub.add_parser("logs", help="the log of a deployed service")
+    logs.add_argument("name")
+    logs.add_argument("--tail", type=int, default=200)
+    logs.add_argument("--target", default="local", choices=("local",))
+    logs.set_defaults(func=cmd_logs)
+    delete = sub.add_parser("delete", help="remove a deployed service")
+    delete.add_argument("name")
+    delete.add_argument("--target", default="local", choices=("local",))
+    delete.set_defaults(func=cmd_delete)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mldeploy.errors import MldeployError
+
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MldeployError as exc:  # an adapter said what failed; no traceback for the user
+        print(f"mldeploy: {exc}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

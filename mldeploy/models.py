@@ -1,0 +1,146 @@
+"""The embedded, versioned model registry: a folder, no server.
+
+Layout: ``<home>/models/<name>/<version>/`` holding ``model.json`` and ``files/<basename>``.
+A version is written into a temporary folder and renamed into place under a per-model lock,
+so a crash mid-register leaves no half model and two writers never take the same number.
+The same bytes (and file name) never make a new version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mldeploy.errors import PermanentError
+from mldeploy.fingerprint import hash_content
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    sha256: str
+    size: int
+    files: tuple[str, ...]
+    basename: str  # the registered file or folder name, kept under AZUREML_MODEL_DIR
+    is_folder: bool
+    created: str
+    source: str  # where it was registered from
+    source_spec: str
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["files"] = list(self.files)
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, object]) -> ModelVersion:
+        values = dict(data)
+        values["files"] = tuple(values.get("files", ()))  # type: ignore[arg-type]
+        return ModelVersion(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Registration:
+    model: ModelVersion
+    created_new: bool
+
+
+class ModelRegistry:
+    def __init__(self, home: Path) -> None:
+        self.root = home / "models"
+
+    def _dir(self, name: str) -> Path:
+        return self.root / name
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        folder = self._dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        folder = self._dir(name)
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in folder.iterdir():
+            card = entry / "model.json"
+            if entry.name.isdigit() and card.is_file():
+                found.append(ModelVersion.from_dict(json.loads(card.read_text())))
+        return sorted(found, key=lambda m: m.version)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        versions = self.versions(name)
+        if not versions:
+            raise PermanentError(f"model {name!r} is not registered (see 'mldeploy models list')")
+        if version is None:
+            return versions[-1]
+        for model in versions:
+            if model.version == version:
+                return model
+        known = ", ".join(str(m.version) for m in versions)
+        raise PermanentError(f"model {name!r} has no version {version} (known: {known})")
+
+    def files_path(self, model: ModelVersion) -> Path:
+        """The folder whose single entry is the registered file or folder (the AZUREML_MODEL_DIR content)."""
+        return self._dir(model.name) / str(model.version) / "files"
+
+    def register(self, name: str, source: Path, *, source_spec: str = "", description: str = "") -> Registration:
+        content = hash_content(source)
+        with self._lock(name):
+            folder = self._dir(name)
+            for stale in folder.glob(".tmp-*"):  # left by a crash mid-register; we hold the lock
+                shutil.rmtree(stale, ignore_errors=True)
+            existing = self.versions(name)
+            for model in existing:
+                if model.sha256 == content.sha256 and model.basename == source.name:
+                    return Registration(model, created_new=False)
+            version = (existing[-1].version if existing else 0) + 1
+            model = ModelVersion(
+                name=name, version=version, sha256=content.sha256, size=content.size, files=content.files,
+                basename=source.name, is_folder=source.is_dir(),
+                created=datetime.now(UTC).isoformat(timespec="seconds"), source=str(source),
+                source_spec=source_spec, description=description,
+            )
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+            files = staging / "files"
+            files.mkdir()
+            if source.is_dir():
+                shutil.copytree(source, files / source.name, symlinks=False)
+            else:
+                shutil.copy2(source, files / source.name)
+            # Verify what landed is what was hashed: a file changing mid-copy must not be registered.
+            if hash_content(files / source.name).sha256 != content.sha256:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise PermanentError(f"model {source} changed while it was being registered; register again")
+            card = staging / "model.json"
+            card.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True))
+            with card.open("rb") as handle:
+                os.fsync(handle.fileno())
+            staging.chmod(0o755)
+            os.rename(staging, folder / str(version))
+            return Registration(model, created_new=True)

@@ -1,0 +1,1 @@
+"""Compatibility shim for ``azureml.contrib.services`` (raw HTTP access in ``run()``)."""

@@ -1,0 +1,98 @@
+"""Settings of the scoring runtime, read once from the environment.
+
+See the package docstring (``mldeploy_runtime/__init__.py``) for the list.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_APP_ROOT = "/var/azureml-app"
+DEFAULT_ENTRY_SCRIPT = "score.py"
+DEFAULT_PORT = 5001
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_SCORING_TIMEOUT_MS = 3600 * 1000  # same default as azureml-inference-server-http
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the runtime cannot use."""
+
+
+def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in _TRUE
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_root: str
+    entry_script: str
+    entry_script_path: str
+    source_dir: str | None
+    model_dir: str | None
+    host: str
+    port: int
+    workers: int
+    scoring_timeout_ms: int
+    max_body_bytes: int
+    debug: bool
+    access_log: bool
+    log_level: str
+    service_name: str
+    service_version: str
+    service_path_prefix: str
+    debug_port: int | None
+    debug_wait: bool
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        app_root = env.get("AML_APP_ROOT") or DEFAULT_APP_ROOT
+        entry_script = env.get("AZUREML_ENTRY_SCRIPT") or DEFAULT_ENTRY_SCRIPT
+        entry_script_path = (
+            entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
+        )
+        source_dir = env.get("AZUREML_SOURCE_DIRECTORY") or None
+        if source_dir and not os.path.isabs(source_dir):
+            source_dir = os.path.join(app_root, source_dir)
+        port_var = "MLDEPLOY_PORT" if env.get("MLDEPLOY_PORT") else "SERVER_PORT"
+        debug_port_raw = env.get("AZUREML_DEBUG_PORT")
+        return cls(
+            app_root=app_root,
+            entry_script=entry_script,
+            entry_script_path=os.path.normpath(entry_script_path),
+            source_dir=source_dir,
+            model_dir=env.get("AZUREML_MODEL_DIR") or None,
+            host=env.get("MLDEPLOY_HOST") or DEFAULT_HOST,
+            port=_int(env, port_var, DEFAULT_PORT, 1),
+            workers=_int(env, "WORKER_COUNT", 1, 1),
+            scoring_timeout_ms=_int(env, "SCORING_TIMEOUT_MS", DEFAULT_SCORING_TIMEOUT_MS, 0),
+            max_body_bytes=_int(env, "MLDEPLOY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 0),
+            debug=_flag(env, "AZUREML_DEBUG"),
+            access_log=_flag(env, "MLDEPLOY_ACCESS_LOG"),
+            log_level=(env.get("AZUREML_LOG_LEVEL") or "info").strip().lower(),
+            service_name=env.get("SERVICE_NAME") or "ML service",
+            service_version=env.get("SERVICE_VERSION") or "1.0",
+            service_path_prefix=env.get("SERVICE_PATH_PREFIX") or "",
+            debug_port=_int(env, "AZUREML_DEBUG_PORT", 0, 1) if debug_port_raw else None,
+            debug_wait=_flag(env, "MLDEPLOY_DEBUG_WAIT"),
+        )

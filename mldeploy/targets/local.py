@@ -1,0 +1,194 @@
+"""The local Docker target: one container per service on 127.0.0.1:<port>.
+
+Roll-out keeps the previous version serving until the new one has proven itself:
+1. a *candidate* container starts on an ephemeral port; an exit or restart fails the deploy at
+   once with its log (no waiting out the deadline), while the previous container keeps serving;
+2. the previous container is stopped and kept as ``<name>-previous``; the new one starts on the
+   service port and must become healthy, otherwise the previous one is restored;
+3. after the smoke stage, ``commit`` removes the previous container, or ``rollback`` restores it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from mldeploy import diagnosis
+from mldeploy.adapters.docker_engine import ContainerState, DockerEngine
+from mldeploy.adapters.http_probe import HttpProbe
+from mldeploy.errors import PermanentError, TransientError
+from mldeploy.targets.base import (
+    LABEL_FINGERPRINT,
+    LABEL_SERVICE,
+    DeployOutcome,
+    DeployRequest,
+    LineSink,
+    LiveService,
+)
+from mldeploy.waiting import Phase, Status, container_status, wait_until
+
+CONTAINER_PORT = 5001
+LOG_TAIL = 200
+
+
+def container_name(service: str, role: str = "") -> str:
+    return f"mldeploy-{service}" + (f"-{role}" if role else "")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class LocalDockerTarget:
+    engine: DockerEngine
+    probe: HttpProbe
+    kind: str = "local"
+    poll_interval: float = 0.2
+
+    @classmethod
+    def default(cls) -> LocalDockerTarget:
+        return cls(DockerEngine(), HttpProbe())
+
+    # --- what is live ------------------------------------------------------------------
+    def _by_name(self, name: str) -> ContainerState | None:
+        return self.engine.state(name)
+
+    def live(self, service: str) -> LiveService | None:
+        state = self._by_name(container_name(service))
+        if state is None:
+            return None
+        endpoint = f"http://127.0.0.1:{state.host_port}" if state.host_port else ""
+        healthy = state.status == "running" and bool(endpoint) and self.probe.healthy(endpoint + "/")
+        return LiveService(service=service, fingerprint=state.labels.get(LABEL_FINGERPRINT, ""), endpoint=endpoint,
+                           image=state.labels.get("mldeploy.image", state.image), healthy=healthy,
+                           model=state.labels.get("mldeploy.model", ""))
+
+    # --- roll-out ----------------------------------------------------------------------
+    def _recover(self, service: str, on_line: LineSink) -> None:
+        """Clean up after a run that was killed mid-deploy: no orphans, and the old version back."""
+        candidate = self._by_name(container_name(service, "candidate"))
+        if candidate is not None:
+            on_line(f"removing a leftover candidate container {candidate.name}")
+            self.engine.remove(candidate.id)
+        previous = self._by_name(container_name(service, "previous"))
+        if previous is None:
+            return
+        active = self._by_name(container_name(service))
+        if active is not None and active.status == "running":
+            on_line(f"removing the previous container {previous.name} left by an interrupted run")
+            self.engine.remove(previous.id)
+        else:
+            on_line(f"restoring {previous.name}: an interrupted run left no healthy active container")
+            if active is not None:
+                self.engine.remove(active.id)
+            self.engine.rename(previous.id, container_name(service))
+            self.engine.start(previous.id)
+
+    def _start(self, request: DeployRequest, name: str, host_port: int | None, restart: bool) -> str:
+        labels = {**request.labels, LABEL_SERVICE: request.service, LABEL_FINGERPRINT: request.fingerprint,
+                  "mldeploy.image": request.image}
+        mem = f"{int(request.memory_gb * 1024)}m" if request.memory_gb else None
+        return self.engine.run(request.image, name=name, labels=labels, environment=dict(request.environment),
+                               host_port=host_port, container_port=CONTAINER_PORT, mem_limit=mem, restart=restart)
+
+    def _wait_healthy(self, container: str, timeout: float) -> tuple[Status, bool]:
+        def observe() -> Status:
+            state = self.engine.state(container)
+            if state is None:
+                return container_status(status=None, restart_count=0, http_ok=False)
+            http_ok = state.status == "running" and state.host_port is not None and \
+                self.probe.healthy(f"http://127.0.0.1:{state.host_port}/", timeout=1.0)
+            return container_status(status=state.status, restart_count=state.restart_count, http_ok=http_ok)
+
+        result = wait_until(observe, timeout, interval=self.poll_interval)
+        return result.status, result.timed_out
+
+    def _failure(self, container: str, status: Status, timed_out: bool, request: DeployRequest,
+                 what: str) -> PermanentError:
+        log = diagnosis.redact(self.engine.logs(container, tail=LOG_TAIL), request.secrets)
+        state = self.engine.state(container)
+        if timed_out:
+            found = diagnosis.health_timeout(request.health_timeout, log)
+        else:
+            memory = f"{request.memory_gb:g} GB" if request.memory_gb else ""
+            found = diagnosis.container_exit(state.exit_code if state else None, bool(state and state.oom_killed),
+                                             log, memory_limit=memory)
+        return PermanentError(f"{what}: {found.summary} ({status.reason})", diagnosis=found)
+
+    def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome:
+        service = request.service
+        self._recover(service, on_line)
+        active = self._by_name(container_name(service))
+        if (active is None or active.host_port != request.port) and not port_is_free(request.port):
+            found = diagnosis.port_in_use(request.port, f"127.0.0.1:{request.port} is bound by another process")
+            raise PermanentError(found.summary, diagnosis=found)
+
+        # 1. candidate on an ephemeral port: the live version is untouched while it proves itself
+        on_line(f"starting candidate container for {request.image}")
+        candidate = self._start(request, container_name(service, "candidate"), None, restart=False)
+        status, timed_out = self._wait_healthy(candidate, request.health_timeout)
+        if status.phase is not Phase.READY:
+            error = self._failure(candidate, status, timed_out, request, "the new version did not start")
+            self.engine.remove(candidate)
+            raise error
+        on_line("candidate is healthy")
+        self.engine.remove(candidate)
+
+        # 2. switch: stop (keep) the previous, start the new one on the service port
+        previous_id: str | None = None
+        if active is not None:
+            on_line(f"stopping the previous container {active.name} (kept until the smoke test passes)")
+            self.engine.stop(active.id)
+            self.engine.rename(active.id, container_name(service, "previous"))
+            previous_id = active.id
+        try:
+            new_id = self._start(request, container_name(service), request.port, restart=True)
+        except (PermanentError, TransientError):
+            self._restore(service, previous_id)
+            raise
+        status, timed_out = self._wait_healthy(new_id, request.health_timeout)
+        if status.phase is not Phase.READY:
+            error = self._failure(new_id, status, timed_out, request, "the new version did not start on its port")
+            self.engine.remove(new_id)
+            self._restore(service, previous_id)
+            raise error
+        endpoint = f"http://127.0.0.1:{request.port}"
+        on_line(f"live at {endpoint}")
+        log = diagnosis.redact(self.engine.logs(new_id, tail=50), request.secrets)
+        return DeployOutcome(service=service, endpoint=endpoint, instance=new_id, previous=previous_id, startup_log=log)
+
+    def _restore(self, service: str, previous_id: str | None) -> None:
+        if previous_id is None:
+            return
+        self.engine.rename(previous_id, container_name(service))
+        self.engine.start(previous_id)
+        self._wait_healthy(previous_id, 30)
+
+    def commit(self, outcome: DeployOutcome) -> None:
+        if outcome.previous:
+            self.engine.remove(outcome.previous)
+
+    def rollback(self, outcome: DeployOutcome) -> None:
+        self.engine.remove(outcome.instance)
+        self._restore(outcome.service, outcome.previous)
+
+    # --- operations --------------------------------------------------------------------
+    def logs(self, service: str, tail: int = 200) -> str:
+        state = self._by_name(container_name(service))
+        if state is None:
+            raise PermanentError(f"no local deployment named {service!r} (see 'docker ps')")
+        return self.engine.logs(state.id, tail=tail)
+
+    def delete(self, service: str) -> list[str]:
+        removed = []
+        for state in self.engine.find({LABEL_SERVICE: service}):
+            self.engine.remove(state.id)
+            removed.append(state.name)
+        return removed

@@ -1,0 +1,75 @@
+"""Between register and build: render the build plan and compare it with what is live.
+
+When the live service already runs this exact plan (same deploy fingerprint) and is healthy,
+the run ends as a no-op: no build, push or restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from prefect import task
+
+from mldeploy.adapters.docker_engine import DockerEngine
+from mldeploy.environment import load_environment
+from mldeploy.errors import PermanentError
+from mldeploy.models import ModelVersion
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
+from mldeploy.plan import BuildPlan, choose_base_image, make_plan
+from mldeploy.settings import Settings
+from mldeploy.spec import ServiceSpec
+from mldeploy.targets import make_target
+from mldeploy.targets.base import LiveService, Target
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: BuildPlan
+    live: LiveService | None
+    noop: bool
+
+
+def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: str) -> str:
+    """The Python version inside a base image, cached by image id (a container run the first time)."""
+    cache_file = settings.home / "base-images.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    if image_id not in cache:
+        cache[image_id] = engine.python_version(image)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache, indent=1))
+    return str(cache[image_id])
+
+
+@task(name="plan", task_run_name="plan {spec.name}", **STAGE_TASK_OPTIONS)
+@reports_failure("plan", lambda spec, *a, **k: spec.name)
+def plan_deployment(spec: ServiceSpec, model: ModelVersion, engine: DockerEngine | None = None,
+                    target: Target | None = None, force: bool = False) -> PlanResult:
+    settings = Settings.load()
+    engine = engine or DockerEngine()
+    base_image, chosen = choose_base_image(spec, settings.base_image)
+    image_id = engine.image_id(base_image)
+    if image_id is None:
+        raise PermanentError(
+            f"base image {base_image} is not available to the Docker engine (from "
+            f"{'the spec' if chosen else settings.base_image_source}); run 'make setup', 'docker pull "
+            f"{base_image}', or set environment.base_image")
+    env = load_environment(spec.environment.conda_file, spec.environment.requirements)
+    plan = make_plan(spec, model, env, base_image=base_image, base_image_id=image_id,
+                     base_python=base_python(engine, settings, base_image, image_id), base_chosen_by_spec=chosen)
+    log = logger()
+    for notice in plan.notices:
+        (log.warning if notice.startswith("WARNING") else log.info)(notice)
+    live = (target or make_target(spec.target.kind)).live(spec.name)
+    noop = (not force and live is not None and live.healthy and live.fingerprint == plan.deploy_fingerprint)
+    if noop:
+        log.info("nothing changed since the last deploy of %s (fingerprint %s) and it is healthy: no-op",
+                 spec.name, plan.deploy_fingerprint[:12])
+    attach_markdown(artifact_key(spec.name, "plan"), "\n".join([
+        f"# Plan for {spec.name}", "",
+        f"- image: `{plan.local_ref}` on `{plan.base_image}` (Python {plan.python})",
+        f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
+        f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
+        f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}", "",
+        "Notices:" if plan.notices else "", *[f"- {n}" for n in plan.notices]]), "Build plan and no-op decision")
+    return PlanResult(plan=plan, live=live, noop=noop)

@@ -1,0 +1,26 @@
+"""Stage 2 — register: put the model into the versioned registry (same bytes, same version)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from mldeploy.models import ModelRegistry, ModelVersion
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
+from mldeploy.report import model_card_markdown
+from mldeploy.settings import Settings
+from mldeploy.spec import ServiceSpec
+
+
+@task(name="register", task_run_name="register {spec.model.name}", **STAGE_TASK_OPTIONS)
+@reports_failure("register", lambda spec, registry=None: spec.name)
+def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None) -> ModelVersion:
+    registry = registry or ModelRegistry(Settings.load().home)
+    result = registry.register(spec.model.name, spec.model.path, source_spec=str(spec.path),
+                               description=spec.model.description)
+    model = result.model
+    logger().info("%s model %s version %d (sha256 %s, %d bytes)",
+                  "registered" if result.created_new else "unchanged:", model.name, model.version,
+                  model.sha256[:12], model.size)
+    attach_markdown(artifact_key(spec.name, "model-card"), model_card_markdown(model, result.created_new),
+                    f"Model card of {model.label}")
+    return model

@@ -1,0 +1,64 @@
+"""Stage 6 — smoke: call the live endpoint with the spec's requests; roll back if any fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import task
+
+from mldeploy import diagnosis
+from mldeploy.adapters.http_probe import HttpProbe
+from mldeploy.errors import PermanentError
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_table, logger, reports_failure
+from mldeploy.smoke import CaseResult, judge
+from mldeploy.spec import ServiceSpec
+from mldeploy.targets import make_target
+from mldeploy.targets.base import DeployOutcome, Target
+
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class SmokeReport:
+    results: tuple[CaseResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+def _diagnose(spec: ServiceSpec, failed: list[CaseResult], log: str) -> diagnosis.Diagnosis:
+    for result in failed:
+        if result.status is not None and result.status >= 500 and result.expected_status < 500:
+            return diagnosis.run_failed(result.name, result.status, log)
+    for result in failed:
+        if result.status is None:
+            return diagnosis.scoring_timeout(result.name, REQUEST_TIMEOUT_SECONDS)
+    return diagnosis.smoke_mismatch([f"{r.name}: {'; '.join(r.problems)}" for r in failed])
+
+
+@task(name="smoke", task_run_name="smoke {spec.name}", **STAGE_TASK_OPTIONS)
+@reports_failure("smoke", lambda spec, *a, **k: spec.name)
+def smoke_test(spec: ServiceSpec, outcome: DeployOutcome, target: Target | None = None,
+               probe: HttpProbe | None = None) -> SmokeReport:
+    target = target or make_target(spec.target.kind)
+    probe = probe or HttpProbe()
+    log = logger()
+    results = []
+    for case in spec.smoke:
+        reply = probe.post(outcome.endpoint + "/score", case.body(), timeout=REQUEST_TIMEOUT_SECONDS)
+        result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
+        log.info("%s: %s in %.1f ms%s", case.name, result.status, result.latency_ms,
+                 "" if result.passed else " — " + "; ".join(result.problems))
+        results.append(result)
+    attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        found = _diagnose(spec, failed, diagnosis.redact(target.logs(spec.name, tail=200), []))
+        log.error("smoke failed: rolling back to the previous version")
+        target.rollback(outcome)
+        raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)
+    target.commit(outcome)
+    if not spec.smoke:
+        log.warning("the spec has no smoke requests: only liveness was checked")
+    return SmokeReport(tuple(results))
