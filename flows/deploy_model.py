@@ -55,7 +55,7 @@ def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]]) -> An
     raise StageFailed(name, state.result(raise_on_failure=False))  # type: ignore[arg-type]
 
 
-@flow(name="deploy-model", flow_run_name=_run_name, log_prints=True)
+@flow(name="deploy-model", flow_run_name=_run_name)
 def deploy_model(spec_path: str, target: str | None = None, force: bool = False) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README)."""
     ui_url = flow_run.get_flow_run_ui_url()

@@ -61,10 +61,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from mldeploy import progress
 
     def report(stage: str, state: str, seconds: float) -> None:
-        if state == "running":
-            print(f"  {SYMBOLS[state]} {stage}", file=human, flush=True)
-        else:
-            print(f"  {SYMBOLS.get(state, '?')} {stage} {state} in {seconds:.1f} s", file=human, flush=True)
+        # write(), not print(): Prefect may capture print() inside a flow run
+        if state != "running":
+            human.write(f"  {SYMBOLS.get(state, '?')} {stage:<9} {state} in {seconds:.1f} s\n")
+            human.flush()
 
     progress.set_reporter(report)
     state = deploy_model(spec_path=os.path.abspath(args.spec), target=args.target, force=args.force,

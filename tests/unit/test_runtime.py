@@ -6,6 +6,7 @@ against a fixture script from tests/fixtures/scoring/, and talks HTTP to it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -106,6 +107,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
                 "AML_APP_ROOT": str(app_dir),
                 "MLDEPLOY_HOST": "127.0.0.1",
                 "MLDEPLOY_PORT": str(port),
+                "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ litter in the runtime and fixture folders
             }
         )
         full_env.pop("WORKER_COUNT", None)
@@ -141,10 +143,8 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for proc in procs:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait(timeout=10)
 
 

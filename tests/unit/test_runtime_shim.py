@@ -1,4 +1,4 @@
-"""In-process checks of the runtime package: the azureml compatibility shim, imports and pinned requirements."""
+"""In-process checks of the runtime package: the azureml shim, its imports and the pinned requirements."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ RUNTIME = REPO / "mldeploy" / "runtime"
 def model_mod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleType]:
     """azureml.core.model from the shim, imported fresh; cwd is an empty tmp folder."""
     monkeypatch.syspath_prepend(str(RUNTIME))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AZUREML_MODEL_DIR", raising=False)
     saved = {

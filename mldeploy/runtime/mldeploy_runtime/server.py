@@ -8,6 +8,7 @@ init() and binds its own ``SO_REUSEPORT`` socket (the kernel spreads connections
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
@@ -27,10 +28,8 @@ EXIT_BOOT_ERROR = 3  # gunicorn's (and the classic server's) "boot error" code
 def _line_buffer_stdio() -> None:
     """prints from score.py must reach the container log at once."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        except (AttributeError, ValueError):
-            pass
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -78,9 +77,8 @@ def _load_and_init(settings: Settings) -> tuple[UserScript, float, float] | int:
     except ScriptError as ex:
         log(f"cannot use the entry script: {ex}")
         if not os.path.isfile(settings.entry_script_path) and os.path.isdir(settings.app_root):
-            log(
-                f"AML_APP_ROOT={settings.app_root} contains: {', '.join(sorted(os.listdir(settings.app_root)))}"
-            )
+            entries = ", ".join(sorted(os.listdir(settings.app_root)))
+            log(f"AML_APP_ROOT={settings.app_root} contains: {entries}")
         log(f"exiting with code {EXIT_BOOT_ERROR}")
         return EXIT_BOOT_ERROR
     t1 = time.perf_counter()
@@ -182,10 +180,8 @@ def supervise(settings: Settings) -> int:
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum if signum in (signal.SIGTERM, signal.SIGINT) else signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     for i in range(settings.workers):
         sys.stdout.flush()

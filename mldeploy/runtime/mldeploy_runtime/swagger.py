@@ -34,6 +34,8 @@ _ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
 _HEALTH_DESC = "Simple health check endpoint to ensure the service is up at any given point."
 _SCORE_DESC = "Run web service's model and get the prediction output"
 _OK_DESC = "The service processed the input correctly and provided a result prediction, if applicable."
+_HEALTHY_DESC = "If service is up and running, this response will be returned with the content 'Healthy'"
+_INPUT_DESC = "The input payload for executing the real-time machine learning service."
 _ERR_DESC = "The service failed to execute due to an error."
 
 
@@ -64,8 +66,7 @@ def _swagger2(title: str, version: str, prefix: str, inp: Any, out: Any) -> dict
                     "description": _HEALTH_DESC,
                     "responses": {
                         "200": {
-                            "description": "If service is up and running, this response will be returned with "
-                            "the content 'Healthy'",
+                            "description": _HEALTHY_DESC,
                             "schema": {"type": "string"},
                             "examples": {"application/json": "Healthy"},
                         },
@@ -82,7 +83,7 @@ def _swagger2(title: str, version: str, prefix: str, inp: Any, out: Any) -> dict
                         {
                             "name": "serviceInputPayload",
                             "in": "body",
-                            "description": "The input payload for executing the real-time machine learning service.",
+                            "description": _INPUT_DESC,
                             "schema": {"$ref": "#/definitions/ServiceInput"},
                         }
                     ],
@@ -136,8 +137,7 @@ def _openapi3(title: str, version: str, prefix: str, inp: Any, out: Any, openapi
                     "description": _HEALTH_DESC,
                     "responses": {
                         "200": {
-                            "description": "If service is up and running, this response will be returned with "
-                            "the content 'Healthy'",
+                            "description": _HEALTHY_DESC,
                             "content": {"text/plain": {"schema": {"type": "string", "example": "Healthy"}}},
                         },
                         "default": err,
@@ -150,7 +150,7 @@ def _openapi3(title: str, version: str, prefix: str, inp: Any, out: Any, openapi
                     "description": _SCORE_DESC,
                     "security": [{"Bearer": []}],
                     "requestBody": {
-                        "description": "The input payload for executing the real-time machine learning service.",
+                        "description": _INPUT_DESC,
                         "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/ServiceInput"}}
                         },

@@ -174,7 +174,10 @@ class UserScript:
                 body=body,
                 scheme=scope.get("scheme", "http"),
             )
-            args, kwargs = ((req,), {}) if self._positional else ((), {self._first_name: req})
+            if self._positional:
+                args, kwargs = (req,), {}
+            else:
+                args, kwargs = (), {self._first_name: req}
         if self.wants_headers:
             kwargs["request_headers"] = {
                 k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
