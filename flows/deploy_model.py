@@ -80,7 +80,10 @@ def deploy_model(spec_path: str, target: str | None = None, force: bool = False)
             summary.skip_rest("nothing changed since the last successful deploy")
             return Completed(message="no-op: nothing changed", data=summary.to_dict())
         built = _stage(summary, "build", lambda: build_image(spec, model, result.plan, return_state=True))
+        summary.stages["build"].update(steps=built.steps, cached_steps=built.cached_steps,
+                                       rebuilt_steps=list(built.rebuilt))
         pushed = _stage(summary, "push", lambda: push_image(spec, result.plan, built, return_state=True))
+        summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
         if not pushed.pushed:
             summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
         summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}

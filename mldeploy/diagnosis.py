@@ -214,7 +214,9 @@ def replicas_needed(target_rps: float, request_seconds: float, target_utilizatio
     """The guide's estimate: ceil(rps × request time / utilization / concurrency per container)."""
     if target_rps <= 0 or request_seconds <= 0:
         return 1
-    return max(1, math.ceil(target_rps * request_seconds / target_utilization / max_concurrent_per_container))
+    needed = target_rps * request_seconds / target_utilization / max_concurrent_per_container
+    # round first: 7 × 0.1 / 0.7 is 1.0000000000000002 in floating point, which is 1 replica, not 2
+    return max(1, math.ceil(round(needed, 9)))
 
 
 def burst_503(observed_rps: float, request_seconds: float, replicas: int) -> Diagnosis:

@@ -21,7 +21,7 @@ SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
 
 ALLOWED_STEP_INSTRUCTIONS = ("RUN", "ENV", "ARG", "LABEL")
-_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*\Z")  # \Z: '$' would accept a trailing newline
 _INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)\b")
 
 
@@ -42,7 +42,8 @@ def check_extra_steps(text: str) -> list[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if continued:
-            continued = stripped.endswith("\\")
+            if stripped and not stripped.startswith("#"):  # Docker skips these inside a continuation
+                continued = stripped.endswith("\\")
             continue
         if not stripped or stripped.startswith("#"):
             continue
@@ -51,6 +52,9 @@ def check_extra_steps(text: str) -> list[tuple[int, str]]:
         word = match.group(1).upper() if match else stripped.split()[0]
         if word not in ALLOWED_STEP_INSTRUCTIONS:
             problems.append((number, f"instruction {word!r} is not allowed in extra Dockerfile steps"))
+    if continued:  # a dangling '\\' would swallow the next rendered instruction (COPY runtime/)
+        problems.append((len(text.splitlines()),
+                         "the steps end inside a continuation ('\\' with no line after it)"))
     return problems
 
 
@@ -64,6 +68,10 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
     base = _token(inputs.base_image, "base image")
     model_name = _token(inputs.model_name, "model name")
     script = _token(inputs.entry_script, "entry script")
+    step_problems = check_extra_steps(inputs.extra_steps)
+    if step_problems:
+        line, message = step_problems[0]
+        raise ValueError(f"unsafe extra Dockerfile steps: line {line}: {message}")
     model_dir = f"{APP_ROOT}/azureml-models/{model_name}/{int(inputs.model_version)}"
     lines = [
         "# syntax=docker/dockerfile:1",

@@ -44,7 +44,12 @@ CONDA_ONLY = {
     "sqlite", "ncurses", "intel-openmp", "nccl", "magma-cuda",
 }
 IGNORED_CONDA = {"pip", "setuptools", "wheel", "ca-certificates", "certifi"}
-CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.+-]+)\s*(?P<version>[=<>!~][^=\s]*)?(?:=(?P<build>\S+))?$")
+# name, then a version: '=1.2' (conda's fuzzy 1.2.*), '==1.2', '>=1.2,<2' ...; then an optional '=build'.
+CONDA_SPEC = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.+-]+)\s*"
+    r"(?P<version>(?:==?|[<>]=?|!=|~=)[^=<>!~,\s]+(?:,(?:==?|[<>]=?|!=|~=)[^=<>!~,\s]+)*)?"
+    r"(?:=(?P<build>[A-Za-z0-9_.*]+))?\Z"
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,15 @@ class PythonEnvironment:
 
 
 def load_environment(conda_file: Path | None, requirements: Path | None) -> PythonEnvironment:
-    if conda_file is not None:
-        return parse_conda(conda_file.read_text(encoding="utf-8"), str(conda_file))
-    if requirements is not None:
-        return parse_requirements(requirements.read_text(encoding="utf-8"), str(requirements))
-    return PythonEnvironment((), None, ())
+    path = conda_file or requirements
+    if path is None:
+        return PythonEnvironment((), None, ())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        problem = SpecProblem(str(path), "(file)", "not UTF-8 text", "save it as UTF-8")
+        raise SpecError(str(path), [problem]) from None
+    return parse_conda(text, str(path)) if conda_file is not None else parse_requirements(text, str(path))
 
 
 def _requirement(line: str, file: str, where: str, problems: list[SpecProblem]) -> Requirement | None:
@@ -151,11 +160,11 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
         pip_name = CONDA_TO_PIP.get(name, name)
         if pip_name != name:
             notices.append(f"{file}: conda package {name} is installed as pip package {pip_name}")
-        pip_version = ""
-        if version:
-            # conda 'x=1.2' means 1.2.*; pip wants '==1.2.*'
-            pip_version = f"=={version[1:]}" if version.startswith("=") and not version.startswith("==") else version
-            if pip_version.startswith("==") and pip_version.count(".") < 2 and not pip_version.endswith("*"):
+        pip_version = version or ""
+        if version and version.startswith("=") and not version.startswith("=="):
+            # conda 'x=1.2' means 1.2.*; pip wants '==1.2.*' ('x==1.2' is exact in both)
+            pip_version = f"={version}"
+            if pip_version.count(".") < 2 and not pip_version.endswith("*"):
                 pip_version += ".*"
         req = _requirement(f"{pip_name}{pip_version}", file, where, problems)
         if req is not None:

@@ -27,9 +27,18 @@ def sha256_file(path: Path) -> str:
 
 
 def iter_files(folder: Path) -> Iterable[Path]:
-    """Files below a folder, sorted by relative POSIX path; Python caches are not content."""
+    """Files below a folder, sorted by relative POSIX path; Python caches are not content.
+
+    Symlinked folders are followed, as ``shutil.copytree`` follows them when a model is copied
+    (hash and copy must see the same files); a link back to an enclosing folder (a cycle) is skipped.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        parts = Path(dirpath).relative_to(folder).parts
+        enclosing = {os.path.realpath(folder.joinpath(*parts[:i])) for i in range(len(parts))}
+        if os.path.realpath(dirpath) in enclosing:
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if d not in CACHE_DIRS)
         for name in filenames:
             if not name.endswith(".pyc"):

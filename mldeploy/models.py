@@ -127,20 +127,24 @@ class ModelRegistry:
                 source_spec=source_spec, description=description,
             )
             staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
-            files = staging / "files"
-            files.mkdir()
-            if source.is_dir():
-                shutil.copytree(source, files / source.name, symlinks=False)
-            else:
-                shutil.copy2(source, files / source.name)
-            # Verify what landed is what was hashed: a file changing mid-copy must not be registered.
-            if hash_content(files / source.name).sha256 != content.sha256:
+            try:
+                files = staging / "files"
+                files.mkdir()
+                if source.is_dir():
+                    shutil.copytree(source, files / source.name, symlinks=False)
+                else:
+                    shutil.copy2(source, files / source.name)
+                # Verify what landed is what was hashed: a file changing mid-copy must not be registered.
+                if hash_content(files / source.name).sha256 != content.sha256:
+                    raise PermanentError(
+                        f"model {source} changed while it was being registered; register again")
+                card = staging / "model.json"
+                card.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True))
+                with card.open("rb") as handle:
+                    os.fsync(handle.fileno())
+                staging.chmod(0o755)
+                os.rename(staging, folder / str(version))
+            except BaseException:  # a failed copy (disk full, permissions) leaves nothing behind
                 shutil.rmtree(staging, ignore_errors=True)
-                raise PermanentError(f"model {source} changed while it was being registered; register again")
-            card = staging / "model.json"
-            card.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True))
-            with card.open("rb") as handle:
-                os.fsync(handle.fileno())
-            staging.chmod(0o755)
-            os.rename(staging, folder / str(version))
+                raise
             return Registration(model, created_new=True)

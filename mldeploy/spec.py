@@ -21,19 +21,21 @@ from mldeploy.errors import SpecError, SpecProblem
 TargetKind = Literal["local", "aci", "kubernetes"]
 TARGET_KINDS: tuple[str, ...] = ("local", "aci", "kubernetes")
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+# Anchored with \Z, not $: '$' also matches before a trailing newline.
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")
+SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py\Z")
+SCRIPT_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # folders of a script in source_directory
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+PYTHON_VERSION = re.compile(r"^3\.\d{1,2}\Z")
 # host[:port]/path — what a registry reference may be; no scheme, no whitespace, no shell syntax.
 REGISTRY_URL = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\Z"
 )
 # A docker image reference: [registry[:port]/]path[:tag][@sha256:...]
 IMAGE_REF = re.compile(
     r"^(?:[A-Za-z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?\Z"
 )
 
 KNOWN_KEYS: dict[str, set[str]] = {
@@ -161,7 +163,8 @@ def load_spec(path: str | Path, *, target_override: str | None = None) -> Servic
         problems.add("(document)", "the spec must be a mapping of keys", "start with 'name: my-service'")
         raise SpecError(str(spec_path), problems.problems)
     if target_override is not None:
-        raw.setdefault("target", {})
+        if raw.get("target") is None:  # absent, or an empty 'target:' line
+            raw["target"] = {}
         if isinstance(raw["target"], dict):
             raw["target"] = {**raw["target"], "kind": target_override}
     spec = _parse(raw, spec_path, problems)
@@ -199,6 +202,9 @@ def _string(section: Mapping[str, Any], key: str, where: str, c: _Collector, *, 
         return None
     if not isinstance(value, str) or not value.strip():
         c.add(where, f"must be a non-empty string, got {value!r}", f"set {where} to text")
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        c.add(where, f"{value!r} contains a control character (newline, tab, NUL...)", "remove it")
         return None
     if pattern is not None and not pattern.match(value):
         c.add(where, f"{value!r} is not allowed", rule)
@@ -268,6 +274,9 @@ def _check_entry_script(path: Path, where: str, c: _Collector) -> None:
     except UnicodeDecodeError:
         c.add(where, f"{path.name} is not UTF-8 text", "save the scoring script as UTF-8")
         return
+    except ValueError as exc:  # Python 3.11: "source code string cannot contain null bytes"
+        c.add(where, f"{path.name} does not compile: {exc}", "remove the NUL bytes from the scoring script")
+        return
     defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
     for required in ("init", "run"):
         if required not in defined:
@@ -331,6 +340,12 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
                   "name the script like score.py (letters, digits, '_', '.', '-')")
         elif source_dir is not None and not entry_script.is_relative_to(source_dir):
             c.add("entry_script", "must be inside source_directory", "move the script into source_directory")
+        elif source_dir is not None and not all(
+                SCRIPT_FOLDER.match(part) for part in entry_script.relative_to(source_dir).parts[:-1]):
+            # this relative path reaches the Dockerfile (AZUREML_ENTRY_SCRIPT)
+            relative = entry_script.relative_to(source_dir).as_posix()
+            c.add("entry_script", f"{relative!r} has an unsafe folder name",
+                  "use folder names of letters, digits, '_', '.', '-'")
         else:
             _check_entry_script(entry_script, "entry_script", c)
 
@@ -339,7 +354,8 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
                   "environment.conda_file", c)
     reqs = _file(root, _string(env_raw, "requirements", "environment.requirements", c, required=False),
                  "environment.requirements", c)
-    if env_raw and "conda_file" not in env_raw and "requirements" not in env_raw:
+    names_env = "conda_file" in env_raw or "requirements" in env_raw
+    if isinstance(raw.get("environment"), dict) and not names_env:
         c.add("environment", "names no Python environment",
               "set environment.conda_file (conda YAML with a pip: section) or environment.requirements")
     if conda is not None or reqs is not None:
@@ -352,11 +368,14 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
     if "conda_file" in env_raw and "requirements" in env_raw:
         c.add("environment", "sets both conda_file and requirements", "keep one of the two")
     python = env_raw.get("python")
-    if python is not None:
-        python = str(python)
-        if not PYTHON_VERSION.match(python):
-            c.add("environment.python", f"{python!r} is not a Python version", "use major.minor, e.g. '3.11'")
-            python = None
+    if python is not None and not isinstance(python, str):
+        # YAML reads an unquoted 3.10 as the number 3.1: never guess which was meant.
+        c.add("environment.python", f"{python!r} is not a quoted version string",
+              "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)")
+        python = None
+    if python is not None and not PYTHON_VERSION.match(python):
+        c.add("environment.python", f"{python!r} is not a Python version", "use major.minor, e.g. '3.11'")
+        python = None
     base_image = _string(env_raw, "base_image", "environment.base_image", c, required=False, pattern=IMAGE_REF,
                          rule="use an image reference like python:3.11-slim or registry/repo:tag")
     steps = _file(root, _string(env_raw, "extra_dockerfile_steps", "environment.extra_dockerfile_steps", c,

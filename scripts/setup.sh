@@ -31,7 +31,7 @@ stamp="$VENV/.mldeploy-installed"
 want="$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   say "installing mldeploy and its pinned dependencies (constraints.txt) into $VENV"
-  "$VENV/bin/pip" install -q -c constraints.txt -e ".[dev]"
+  "$VENV/bin/pip" install -q -c constraints.txt -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
   echo "$want" > "$stamp"
 else
   say "virtual environment is up to date"

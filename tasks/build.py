@@ -34,6 +34,7 @@ class BuiltImage:
     ref: str
     steps: int
     cached_steps: int
+    rebuilt: tuple[str, ...]
     wheels: int
     log_file: str
     seconds: float
@@ -83,8 +84,8 @@ def build_image(spec: ServiceSpec, model: ModelVersion, plan: BuildPlan,
     log_file.write_text(result.log + "\n")
     _attach_log(spec, log_file, result.log)
     seconds = time.monotonic() - started
-    log.info("built %s (%s) in %.1f s: %d of %d steps from cache", plan.local_ref, result.image_id[:19], seconds,
-             result.cached_steps, result.steps)
+    log.info("built %s (%s) in %.1f s: %d of %d steps from cache; rebuilt: %s", plan.local_ref,
+             result.image_id[:19], seconds, result.cached_steps, result.steps, "; ".join(result.rebuilt) or "nothing")
     return BuiltImage(image_id=result.image_id, ref=plan.local_ref, steps=result.steps,
-                      cached_steps=result.cached_steps, wheels=len(wheelhouse.wheels), log_file=str(log_file),
+                      cached_steps=result.cached_steps, rebuilt=result.rebuilt, wheels=len(wheelhouse.wheels), log_file=str(log_file),
                       seconds=seconds)

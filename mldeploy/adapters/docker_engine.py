@@ -68,6 +68,7 @@ class BuildResult:
     log: str
     steps: int
     cached_steps: int
+    rebuilt: tuple[str, ...]  # instructions that ran (not from cache), FROM and metadata LABELs aside
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class DockerEngine:
         lines: list[str] = []
         image_id = ""
         steps = cached = 0
+        step_instructions: list[str] = []
+        cached_indexes: set[int] = set()
         with translated(f"build image {tag}"):
             stream = self.client.api.build(path=str(context), tag=tag, labels=labels, rm=True, forcerm=True,
                                            decode=True, pull=False, timeout=BUILD_TIMEOUT_SECONDS)
@@ -135,8 +138,10 @@ class DockerEngine:
                         on_line(line)
                         if line.startswith("Step "):
                             steps += 1
+                            step_instructions.append(line.split(" : ", 1)[-1])
                         elif "Using cache" in line:
                             cached += 1
+                            cached_indexes.add(len(step_instructions) - 1)
                 aux = event.get("aux")
                 if isinstance(aux, dict) and "ID" in aux:
                     image_id = str(aux["ID"])
@@ -145,7 +150,10 @@ class DockerEngine:
         if not image_id:
             raise PermanentError(f"build of {tag} ended without an image", diagnosis=diagnosis.build_failure(
                 "\n".join(lines), "no image id in the build stream"))
-        return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached)
+        rebuilt = tuple(instruction for index, instruction in enumerate(step_instructions)
+                        if index not in cached_indexes and not instruction.startswith(("FROM ", "LABEL ")))
+        return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached,
+                           rebuilt=rebuilt)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         with translated(f"tag {image} as {repository}:{tag}"):

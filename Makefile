@@ -1,0 +1,47 @@
+# mldeploy — the two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: setup demo test test-unit test-integration lint typecheck bench server clean-demo models help
+
+help:
+	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
+	@echo "make demo    - deploy the diabetes example locally through a Prefect server and print the endpoint"
+	@echo "make test    - lint, type check, unit and real-engine integration tests"
+	@echo "make bench   - deploy benchmark (cold, no-op, score.py-only) -> table"
+
+setup:
+	@bash scripts/setup.sh
+	@$(MAKE) --no-print-directory models
+
+models:
+	@for ex in diabetes iris; do \
+	  if [ ! -e deployments/examples/$$ex/model ]; then $(PY) deployments/examples/$$ex/train.py; fi; \
+	done
+
+demo: setup
+	@bash scripts/demo.sh
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+test-unit:
+	$(VENV)/bin/pytest tests/unit -q
+
+test-integration:
+	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest tests/integration -q
+
+test: setup lint typecheck
+	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) bench/deploy_bench.py
+
+server:
+	@bash scripts/prefect-server.sh
