@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from mldeploy import progress
 from mldeploy.orchestration import diagnosis_of
@@ -29,7 +30,7 @@ from tasks.validate import validate_spec
 
 
 class StageFailed(Exception):
-    def __init__(self, stage: str, exc: BaseException) -> None:
+    def __init__(self, stage: str, exc: Any) -> None:
         super().__init__(stage)
         self.stage = stage
         self.exc = exc
@@ -41,7 +42,17 @@ def _run_name() -> str:
     return f"deploy-{name}"
 
 
-def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]]) -> Any:
+def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]], *, record: bool = True) -> Any:
+    """Run one stage task; record its state and time, or raise StageFailed with its exception.
+
+    ``record=False`` runs a helper task (the plan) whose failure counts against stage ``name``.
+    """
+    if not record:
+        state = call()
+        if state.is_completed():
+            return state.result()
+        summary.stage(name, "failed")
+        raise StageFailed(name, state.result(raise_on_failure=False))
     progress.report(name, "running")
     started = time.monotonic()
     state = call()
@@ -52,43 +63,44 @@ def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]]) -> An
         return state.result()
     summary.stage(name, "failed", seconds)
     progress.report(name, "failed", seconds)
-    raise StageFailed(name, state.result(raise_on_failure=False))  # type: ignore[arg-type]
+    raise StageFailed(name, state.result(raise_on_failure=False))
 
 
 @flow(name="deploy-model", flow_run_name=_run_name)
 def deploy_model(spec_path: str, target: str | None = None, force: bool = False) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README)."""
     ui_url = flow_run.get_flow_run_ui_url()
-    summary = RunSummary(flow_run_id=str(flow_run.get_id() or ""),
-                         ui_url=ui_url if ui_url and ui_url.startswith("http") else None)
+    summary = RunSummary(
+        flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
+    )
     try:
         spec = _stage(summary, "validate", lambda: validate_spec(spec_path, target, return_state=True))
         summary.service = spec.name
         model = _stage(summary, "register", lambda: register_model(spec, return_state=True))
         summary.model = {"name": model.name, "version": model.version, "sha256": model.sha256}
-        planned = plan_deployment(spec, model, force=force, return_state=True)
-        if not planned.is_completed():
-            # planning is part of build: report it there
-            summary.stage("build", "failed")
-            raise StageFailed("build", planned.result(raise_on_failure=False))  # type: ignore[arg-type]
-        result = planned.result()
+        # Planning (base image, environment, no-op check) belongs to the build stage.
+        result = _stage(
+            summary, "build", lambda: plan_deployment(spec, model, force=force, return_state=True), record=False
+        )
         summary.notices = list(result.plan.notices)
-        if result.noop:
+        if result.noop and result.live is not None:
             summary.status = "noop"
             summary.endpoint = result.live.endpoint
             summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
             summary.skip_rest("nothing changed since the last successful deploy")
             return Completed(message="no-op: nothing changed", data=summary.to_dict())
         built = _stage(summary, "build", lambda: build_image(spec, model, result.plan, return_state=True))
-        summary.stages["build"].update(steps=built.steps, cached_steps=built.cached_steps,
-                                       rebuilt_steps=list(built.rebuilt))
+        summary.stages["build"].update(
+            steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
+        )
         pushed = _stage(summary, "push", lambda: push_image(spec, result.plan, built, return_state=True))
         summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
         if not pushed.pushed:
             summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
         summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
-        outcome = _stage(summary, "deploy",
-                         lambda: deploy_service(spec, result.plan, pushed, model.label, return_state=True))
+        outcome = _stage(
+            summary, "deploy", lambda: deploy_service(spec, result.plan, pushed, model.label, return_state=True)
+        )
         summary.endpoint = outcome.endpoint
         _stage(summary, "smoke", lambda: smoke_test(spec, outcome, return_state=True))
     except StageFailed as failure:

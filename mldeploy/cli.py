@@ -12,7 +12,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 EXIT_OK, EXIT_STAGE_FAILED, EXIT_SPEC_INVALID = 0, 1, 2
 SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "skipped": "-"}
@@ -34,11 +37,19 @@ def _print_diagnosis(summary: dict[str, Any], out: TextIO) -> None:
 def _spec_failure_summary(exc: Any) -> dict[str, Any]:
     from mldeploy.summary import STAGES
 
-    return {"service": None, "status": "failed", "failed_stage": "validate", "diagnosis": exc.diagnosis.to_dict(),
-            "endpoint": None, "model": None, "image": None, "flow_run_id": None, "ui_url": None,
-            "problems": [p.to_dict() for p in exc.problems],
-            "stages": [{"name": s, "state": "failed" if s == "validate" else "skipped", "seconds": 0.0}
-                       for s in STAGES]}
+    return {
+        "service": None,
+        "status": "failed",
+        "failed_stage": "validate",
+        "diagnosis": exc.diagnosis.to_dict(),
+        "endpoint": None,
+        "model": None,
+        "image": None,
+        "flow_run_id": None,
+        "ui_url": None,
+        "problems": [p.to_dict() for p in exc.problems],
+        "stages": [{"name": s, "state": "failed" if s == "validate" else "skipped", "seconds": 0.0} for s in STAGES],
+    }
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -50,10 +61,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     try:
         load_spec(args.spec, target_override=args.target)
     except SpecError as exc:
-        summary = _spec_failure_summary(exc)
         print(str(exc), file=human)
         if args.json:
-            print(json.dumps(summary))
+            print(json.dumps(_spec_failure_summary(exc)))
         return EXIT_SPEC_INVALID
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -67,21 +77,39 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             human.flush()
 
     progress.set_reporter(report)
-    state = deploy_model(spec_path=os.path.abspath(args.spec), target=args.target, force=args.force,
-                         return_state=True)
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):  # the flow itself crashed: still honour the contract
-        summary = {"status": "failed", "failed_stage": None, "diagnosis": {
-            "code": "unknown", "summary": f"the flow run crashed: {summary!r}", "detail": str(summary),
-            "hint": "see the flow run's logs", "stage": ""}, "endpoint": None, "model": None, "image": None,
-            "flow_run_id": str(state.state_details.flow_run_id or ""), "stages": []}
+    state = cast(
+        "State[Any]",
+        deploy_model(spec_path=os.path.abspath(args.spec), target=args.target, force=args.force, return_state=True),
+    )
+    data: Any = state.result(raise_on_failure=False)
+    summary: dict[str, Any] = data if isinstance(data, dict) else {}
+    if not summary:  # the flow itself crashed: still honour the contract
+        summary = {
+            "status": "failed",
+            "failed_stage": None,
+            "diagnosis": {
+                "code": "unknown",
+                "summary": f"the flow run crashed: {data!r}",
+                "detail": str(data),
+                "hint": "see the flow run's logs",
+                "stage": "",
+            },
+            "endpoint": None,
+            "model": None,
+            "image": None,
+            "flow_run_id": str(state.state_details.flow_run_id or ""),
+            "stages": [],
+        }
     if summary["status"] == "failed":
         _print_diagnosis(summary, human)
     elif summary["status"] == "noop":
         print(f"= nothing changed: {summary.get('service')} is live at {summary['endpoint']}", file=human)
     else:
-        print(f"✓ {summary.get('service')} is live at {summary['endpoint']} "
-              f"(model {summary['model']['name']}:{summary['model']['version']})", file=human)
+        print(
+            f"✓ {summary.get('service')} is live at {summary['endpoint']} "
+            f"(model {summary['model']['name']}:{summary['model']['version']})",
+            file=human,
+        )
     if summary.get("ui_url"):
         print(f"  flow run: {summary['ui_url']}", file=human)
     for notice in summary.get("notices", []):

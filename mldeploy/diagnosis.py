@@ -51,19 +51,21 @@ class Diagnosis:
         return data
 
     def to_markdown(self) -> str:
-        return "\n".join([
-            f"## {self.stage + ': ' if self.stage else ''}{self.summary}",
-            "",
-            f"**Diagnosis code:** `{self.code}`",
-            "",
-            f"**What to do:** {self.hint}",
-            "",
-            "**Evidence:**",
-            "",
-            "```",
-            self.detail.rstrip() or "(none)",
-            "```",
-        ])
+        return "\n".join(
+            [
+                f"## {self.stage + ': ' if self.stage else ''}{self.summary}",
+                "",
+                f"**Diagnosis code:** `{self.code}`",
+                "",
+                f"**What to do:** {self.hint}",
+                "",
+                "**Evidence:**",
+                "",
+                "```",
+                self.detail.rstrip() or "(none)",
+                "```",
+            ]
+        )
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -78,9 +80,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def spec_invalid(spec_path: str, problems: Sequence[str]) -> Diagnosis:
-    return Diagnosis(Code.SPEC_INVALID, f"the service spec has {len(problems)} problem(s)", "\n".join(problems),
-                     f"fix each field named above in {spec_path} (or the file it names); "
-                     "'mldeploy validate SPEC' checks without deploying", "validate")
+    return Diagnosis(
+        Code.SPEC_INVALID,
+        f"the service spec has {len(problems)} problem(s)",
+        "\n".join(problems),
+        f"fix each field named above in {spec_path} (or the file it names); "
+        "'mldeploy validate SPEC' checks without deploying",
+        "validate",
+    )
 
 
 # --- build -----------------------------------------------------------------------------
@@ -97,8 +104,10 @@ def dependency_failure(pip_output: str, file: str = "") -> Diagnosis:
     package = match.group("req") if match else None
     if package:
         summary = f"dependency {package} cannot be resolved for the image's Python and platform"
-        hint = (f"check the name and version of {package} in {file or 'the environment file'}; it needs a wheel "
-                "for the base image's Python (manylinux x86_64). Relax the pin or pick a version that has one.")
+        hint = (
+            f"check the name and version of {package} in {file or 'the environment file'}; it needs a wheel "
+            "for the base image's Python (manylinux x86_64). Relax the pin or pick a version that has one."
+        )
     elif _PIP_CONFLICT.search(pip_output):
         summary = "the environment's requirements conflict with each other"
         hint = f"relax the conflicting pins in {file or 'the environment file'} (see the pip output)"
@@ -118,27 +127,41 @@ def build_failure(build_log: str, error_message: str) -> Diagnosis:
     step_output = "\n".join(lines[step_start:]) if step_line else build_log
     if _PIP_NO_DIST.search(step_output) or _PIP_NO_VERSION.search(step_output):
         diagnosis = dependency_failure(step_output)
-        return Diagnosis(diagnosis.code, diagnosis.summary, tail(step_output) + f"\n{error_message}",
-                         diagnosis.hint, "build")
+        return Diagnosis(
+            diagnosis.code, diagnosis.summary, tail(step_output) + f"\n{error_message}", diagnosis.hint, "build"
+        )
     summary = f"Dockerfile step failed: {step_line}" if step_line else "the image build failed"
-    hint = ("fix the failing step; if it is one of environment.extra_dockerfile_steps, edit that file — "
-            "the step runs without network access, so install packages from the wheelhouse (list them in the "
-            "environment file) rather than downloading in RUN")
+    hint = (
+        "fix the failing step; if it is one of environment.extra_dockerfile_steps, edit that file — "
+        "the step runs without network access, so install packages from the wheelhouse (list them in the "
+        "environment file) rather than downloading in RUN"
+    )
     return Diagnosis(Code.DOCKERFILE_STEP_FAILED, summary, tail(step_output) + f"\n{error_message}", hint, "build")
 
 
 # --- registry --------------------------------------------------------------------------
 
+
 def registry_auth_denied(registry: str, message: str) -> Diagnosis:
-    return Diagnosis(Code.REGISTRY_AUTH_DENIED, f"registry {registry} refused the credentials", message,
-                     "check registry.username and the password in the variable named by registry.password_env; "
-                     "for ACR, check the identity has AcrPush", "push")
+    return Diagnosis(
+        Code.REGISTRY_AUTH_DENIED,
+        f"registry {registry} refused the credentials",
+        message,
+        "check registry.username and the password in the variable named by registry.password_env; "
+        "for ACR, check the identity has AcrPush",
+        "push",
+    )
 
 
 def registry_unavailable(registry: str, message: str) -> Diagnosis:
-    return Diagnosis(Code.REGISTRY_UNAVAILABLE, f"registry {registry} is not reachable", message,
-                     f"start the registry (make setup starts one on 127.0.0.1:5000) or check registry.url "
-                     f"({registry}); rerun — finished stages are not repeated", "push")
+    return Diagnosis(
+        Code.REGISTRY_UNAVAILABLE,
+        f"registry {registry} is not reachable",
+        message,
+        f"start the registry (make setup starts one on 127.0.0.1:5000) or check registry.url "
+        f"({registry}); rerun — finished stages are not repeated",
+        "push",
+    )
 
 
 # --- container start -------------------------------------------------------------------
@@ -157,9 +180,14 @@ def last_traceback(log: str) -> str:
 def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_limit: str = "") -> Diagnosis:
     """The container exited or restarted before it became healthy."""
     if oom_killed or exit_code == 137:
-        return Diagnosis(Code.OUT_OF_MEMORY, "the container ran out of memory (OOMKilled, exit 137)", tail(log),
-                         f"raise the memory limit{f' (now {memory_limit})' if memory_limit else ''} or load a "
-                         "smaller model; check init() does not copy the model needlessly", "deploy")
+        return Diagnosis(
+            Code.OUT_OF_MEMORY,
+            "the container ran out of memory (OOMKilled, exit 137)",
+            tail(log),
+            f"raise the memory limit{f' (now {memory_limit})' if memory_limit else ''} or load a "
+            "smaller model; check init() does not copy the model needlessly",
+            "deploy",
+        )
     missing = _CANNOT_FIND.search(log) or _NO_SUCH_FILE.search(log)
     listing = _LISTING.search(log)
     if missing:
@@ -167,50 +195,88 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
         folder = listing.group("dir") if listing else "$AZUREML_MODEL_DIR"
         contents = listing.group("body").rstrip() if listing else "  (no listing in the log)"
         return Diagnosis(
-            Code.MODEL_PATH_NOT_FOUND, f"init() could not find the model at {path}",
+            Code.MODEL_PATH_NOT_FOUND,
+            f"init() could not find the model at {path}",
             f"{last_traceback(log)}\n\n{folder} contains:\n{contents}",
             "build the path from AZUREML_MODEL_DIR and the registered file or folder name, e.g. "
-            "os.path.join(os.getenv('AZUREML_MODEL_DIR'), '<model file>'); the listing shows what is there", "deploy")
+            "os.path.join(os.getenv('AZUREML_MODEL_DIR'), '<model file>'); the listing shows what is there",
+            "deploy",
+        )
     if "mldeploy-runtime: init() failed" in log or "Traceback" in log:
-        return Diagnosis(Code.INIT_FAILED, f"init() raised and the container exited (code {exit_code})",
-                         last_traceback(log), "fix the exception in init() of the scoring script (traceback "
-                         "above); run 'mldeploy logs <service>' for the whole log", "deploy")
-    return Diagnosis(Code.INIT_FAILED, f"the container exited during start (code {exit_code})", tail(log),
-                     "read the container log above; the scoring runtime did not start", "deploy")
+        return Diagnosis(
+            Code.INIT_FAILED,
+            f"init() raised and the container exited (code {exit_code})",
+            last_traceback(log),
+            "fix the exception in init() of the scoring script (traceback "
+            "above); run 'mldeploy logs <service>' for the whole log",
+            "deploy",
+        )
+    return Diagnosis(
+        Code.INIT_FAILED,
+        f"the container exited during start (code {exit_code})",
+        tail(log),
+        "read the container log above; the scoring runtime did not start",
+        "deploy",
+    )
 
 
 def port_in_use(port: int, message: str) -> Diagnosis:
-    return Diagnosis(Code.PORT_IN_USE, f"port {port} on 127.0.0.1 is already in use", message,
-                     f"stop what listens on {port} or set target.port to a free port", "deploy")
+    return Diagnosis(
+        Code.PORT_IN_USE,
+        f"port {port} on 127.0.0.1 is already in use",
+        message,
+        f"stop what listens on {port} or set target.port to a free port",
+        "deploy",
+    )
 
 
 def health_timeout(seconds: float, log: str) -> Diagnosis:
-    return Diagnosis(Code.HEALTH_TIMEOUT, f"the service did not become healthy within {seconds:g} s", tail(log),
-                     "init() may be slow (large model): raise deploy.health_timeout_seconds; otherwise read the "
-                     "log above", "deploy")
+    return Diagnosis(
+        Code.HEALTH_TIMEOUT,
+        f"the service did not become healthy within {seconds:g} s",
+        tail(log),
+        "init() may be slow (large model): raise deploy.health_timeout_seconds; otherwise read the log above",
+        "deploy",
+    )
 
 
 # --- smoke -----------------------------------------------------------------------------
 
+
 def run_failed(case: str, status: int, log: str) -> Diagnosis:
-    return Diagnosis(Code.RUN_FAILED, f"run() raised for smoke request {case!r} (HTTP {status})", last_traceback(log),
-                     "fix the exception in run() (traceback above from the container log); set deploy.debug: true "
-                     "to see error text in responses while debugging", "smoke")
+    return Diagnosis(
+        Code.RUN_FAILED,
+        f"run() raised for smoke request {case!r} (HTTP {status})",
+        last_traceback(log),
+        "fix the exception in run() (traceback above from the container log); set deploy.debug: true "
+        "to see error text in responses while debugging",
+        "smoke",
+    )
 
 
 def smoke_mismatch(failures: Sequence[str]) -> Diagnosis:
-    return Diagnosis(Code.SMOKE_MISMATCH, f"{len(failures)} smoke request(s) did not match", "\n".join(failures),
-                     "compare the responses with smoke[].expect / expect_status in the spec; the previous version "
-                     "keeps serving", "smoke")
+    return Diagnosis(
+        Code.SMOKE_MISMATCH,
+        f"{len(failures)} smoke request(s) did not match",
+        "\n".join(failures),
+        "compare the responses with smoke[].expect / expect_status in the spec; the previous version keeps serving",
+        "smoke",
+    )
 
 
 def scoring_timeout(case: str, seconds: float) -> Diagnosis:
-    return Diagnosis(Code.SCORING_TIMEOUT, f"smoke request {case!r} got no answer within {seconds:g} s",
-                     f"no response after {seconds:g} s", "make run() faster or raise the scoring timeout", "smoke")
+    return Diagnosis(
+        Code.SCORING_TIMEOUT,
+        f"smoke request {case!r} got no answer within {seconds:g} s",
+        f"no response after {seconds:g} s",
+        "make run() faster or raise the scoring timeout",
+        "smoke",
+    )
 
 
-def replicas_needed(target_rps: float, request_seconds: float, target_utilization: float = 0.7,
-                    max_concurrent_per_container: int = 1) -> int:
+def replicas_needed(
+    target_rps: float, request_seconds: float, target_utilization: float = 0.7, max_concurrent_per_container: int = 1
+) -> int:
     """The guide's estimate: ceil(rps × request time / utilization / concurrency per container)."""
     if target_rps <= 0 or request_seconds <= 0:
         return 1
@@ -221,12 +287,21 @@ def replicas_needed(target_rps: float, request_seconds: float, target_utilizatio
 
 def burst_503(observed_rps: float, request_seconds: float, replicas: int) -> Diagnosis:
     needed = replicas_needed(observed_rps, request_seconds)
-    return Diagnosis(Code.BURST_503, f"HTTP 503 under a burst of about {observed_rps:g} req/s", (
-        f"replicas now: {replicas}; request time {request_seconds * 1000:.0f} ms"),
+    return Diagnosis(
+        Code.BURST_503,
+        f"HTTP 503 under a burst of about {observed_rps:g} req/s",
+        (f"replicas now: {replicas}; request time {request_seconds * 1000:.0f} ms"),
         f"lower the autoscaler's target utilization and raise min replicas to at least {needed} "
-        f"(ceil({observed_rps:g} × {request_seconds:g} / 0.7 / 1))", "smoke")
+        f"(ceil({observed_rps:g} × {request_seconds:g} / 0.7 / 1))",
+        "smoke",
+    )
 
 
 def unknown(stage: str, message: str) -> Diagnosis:
-    return Diagnosis(Code.UNKNOWN, f"{stage} failed: {message.splitlines()[0] if message else 'unknown error'}",
-                     message, "read the stage's log in the Prefect UI; rerun resumes at this stage", stage)
+    return Diagnosis(
+        Code.UNKNOWN,
+        f"{stage} failed: {message.splitlines()[0] if message else 'unknown error'}",
+        message,
+        "read the stage's log in the Prefect UI; rerun resumes at this stage",
+        stage,
+    )

@@ -53,8 +53,7 @@ def check_extra_steps(text: str) -> list[tuple[int, str]]:
         if word not in ALLOWED_STEP_INSTRUCTIONS:
             problems.append((number, f"instruction {word!r} is not allowed in extra Dockerfile steps"))
     if continued:  # a dangling '\\' would swallow the next rendered instruction (COPY runtime/)
-        problems.append((len(text.splitlines()),
-                         "the steps end inside a continuation ('\\' with no line after it)"))
+        problems.append((len(text.splitlines()), "the steps end inside a continuation ('\\' with no line after it)"))
     return problems
 
 
@@ -91,8 +90,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         + " && rm -rf /tmp/wheels /tmp/requirements",
     ]
     if inputs.extra_steps.strip():
-        lines += ["", "# Extra steps from the service's environment.extra_dockerfile_steps",
-                  inputs.extra_steps.strip()]
+        lines += ["", "# Extra steps from the service's environment.extra_dockerfile_steps", inputs.extra_steps.strip()]
     lines += [
         "",
         "# Scoring runtime (no Prefect, no pipeline code inside the image)",
@@ -101,20 +99,28 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         f"# The registered model, where AZUREML_MODEL_DIR points ({model_name} version {int(inputs.model_version)})",
         f"COPY model/ {model_dir}/",
         "",
-        "ENV " + " ".join([
-            f"PATH={VENV}/bin:$PATH",
-            f"PYTHONPATH={RUNTIME_ROOT}",
-            f"AML_APP_ROOT={APP_ROOT}",
-            f"AZUREML_MODEL_DIR={model_dir}",
-            f"AZUREML_ENTRY_SCRIPT={script}",
-            f"MLDEPLOY_PORT={CONTAINER_PORT}",
-        ]),
+        "ENV "
+        + " ".join(
+            [
+                f"PATH={VENV}/bin:$PATH",
+                f"PYTHONPATH={RUNTIME_ROOT}",
+                f"AML_APP_ROOT={APP_ROOT}",
+                f"AZUREML_MODEL_DIR={model_dir}",
+                f"AZUREML_ENTRY_SCRIPT={script}",
+                f"MLDEPLOY_PORT={CONTAINER_PORT}",
+            ]
+        ),
         f"EXPOSE {CONTAINER_PORT}",
         f"WORKDIR {APP_ROOT}",
         f"USER {SERVICE_UID}",
         "HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD "
-        + json.dumps(["python3", "-c",
-                      f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/', timeout=2)"]),
+        + json.dumps(
+            [
+                "python3",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/', timeout=2)",
+            ]
+        ),
         'CMD ["python3", "-m", "mldeploy_runtime"]',
         "",
         "# The scoring script and its folder: the layer that changes most",

@@ -38,10 +38,37 @@ CONDA_TO_PIP = {
 }
 # Conda packages that exist only as system/binary packages; nothing on PyPI installs them.
 CONDA_ONLY = {
-    "cudatoolkit", "cudnn", "mkl", "mkl-service", "mkl_fft", "mkl_random", "libgcc-ng", "libstdcxx-ng",
-    "libgfortran-ng", "openssl", "nodejs", "r-base", "blas", "openblas", "libblas", "liblapack", "gcc",
-    "gxx", "gxx_linux-64", "gcc_linux-64", "_libgcc_mutex", "libffi", "zlib", "readline", "tk", "xz",
-    "sqlite", "ncurses", "intel-openmp", "nccl", "magma-cuda",
+    "cudatoolkit",
+    "cudnn",
+    "mkl",
+    "mkl-service",
+    "mkl_fft",
+    "mkl_random",
+    "libgcc-ng",
+    "libstdcxx-ng",
+    "libgfortran-ng",
+    "openssl",
+    "nodejs",
+    "r-base",
+    "blas",
+    "openblas",
+    "libblas",
+    "liblapack",
+    "gcc",
+    "gxx",
+    "gxx_linux-64",
+    "gcc_linux-64",
+    "_libgcc_mutex",
+    "libffi",
+    "zlib",
+    "readline",
+    "tk",
+    "xz",
+    "sqlite",
+    "ncurses",
+    "intel-openmp",
+    "nccl",
+    "magma-cuda",
 }
 IGNORED_CONDA = {"pip", "setuptools", "wheel", "ca-certificates", "certifi"}
 # name, then a version: '=1.2' (conda's fuzzy 1.2.*), '==1.2', '>=1.2,<2' ...; then an optional '=build'.
@@ -75,14 +102,26 @@ def load_environment(conda_file: Path | None, requirements: Path | None) -> Pyth
 
 def _requirement(line: str, file: str, where: str, problems: list[SpecProblem]) -> Requirement | None:
     if line.startswith("-"):
-        problems.append(SpecProblem(file, where, f"pip option {line!r} is not supported",
-                                    "list package requirements only; the index is configured on the host"))
+        problems.append(
+            SpecProblem(
+                file,
+                where,
+                f"pip option {line!r} is not supported",
+                "list package requirements only; the index is configured on the host",
+            )
+        )
         return None
     try:
         return Requirement(line)
     except InvalidRequirement as exc:
-        problems.append(SpecProblem(file, where, f"{line!r} is not a valid requirement ({exc})",
-                                    "write it as name[extras]==version, e.g. scikit-learn==1.5.2"))
+        problems.append(
+            SpecProblem(
+                file,
+                where,
+                f"{line!r} is not a valid requirement ({exc})",
+                "write it as name[extras]==version, e.g. scikit-learn==1.5.2",
+            )
+        )
         return None
 
 
@@ -91,8 +130,10 @@ def _keep(reqs: list[Requirement], notices: list[str], file: str) -> tuple[str, 
     for req in reqs:
         name = req.name.lower().replace("_", "-")
         if name in SERVING_STACK:
-            notices.append(f"{file}: {req.name} is the classic AzureML serving stack; the mldeploy scoring "
-                           "runtime replaces it (azureml.core.Model.get_model_path keeps working)")
+            notices.append(
+                f"{file}: {req.name} is the classic AzureML serving stack; the mldeploy scoring "
+                "runtime replaces it (azureml.core.Model.get_model_path keeps working)"
+            )
             continue
         kept.append(str(req))
     return tuple(dict.fromkeys(kept))
@@ -121,8 +162,17 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
     except yaml.YAMLError as exc:
         raise SpecError(file, [SpecProblem(file, "(document)", f"not valid YAML: {exc}", "fix the YAML")]) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("dependencies"), list):
-        raise SpecError(file, [SpecProblem(file, "dependencies", "a conda environment needs a dependencies list",
-                                           "add 'dependencies:' with '- pip:' and your packages")])
+        raise SpecError(
+            file,
+            [
+                SpecProblem(
+                    file,
+                    "dependencies",
+                    "a conda environment needs a dependencies list",
+                    "add 'dependencies:' with '- pip:' and your packages",
+                )
+            ],
+        )
     notices: list[str] = []
     if doc.get("channels"):
         notices.append(f"{file}: conda channels are not used; packages are installed from pip wheels")
@@ -133,8 +183,14 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
         if isinstance(dep, dict):
             for key, items in dep.items():
                 if key != "pip" or not isinstance(items, list):
-                    problems.append(SpecProblem(file, f"{where}.{key}", "only a 'pip:' list is supported here",
-                                                "put pip packages under '- pip:'"))
+                    problems.append(
+                        SpecProblem(
+                            file,
+                            f"{where}.{key}",
+                            "only a 'pip:' list is supported here",
+                            "put pip packages under '- pip:'",
+                        )
+                    )
                     continue
                 for j, item in enumerate(items):
                     req = _requirement(str(item).strip(), file, f"{where}.pip[{j}]", problems)
@@ -143,8 +199,9 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
             continue
         match = CONDA_SPEC.match(str(dep).strip())
         if match is None:
-            problems.append(SpecProblem(file, where, f"{dep!r} is not a conda package spec",
-                                        "write it as name or name=version"))
+            problems.append(
+                SpecProblem(file, where, f"{dep!r} is not a conda package spec", "write it as name or name=version")
+            )
             continue
         name, version = match["name"].lower(), match["version"]
         if name == "python":
@@ -153,9 +210,14 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
         if name in IGNORED_CONDA:
             continue
         if name in CONDA_ONLY or name.startswith("r-"):
-            problems.append(SpecProblem(file, where, f"conda package {name!r} has no pip equivalent",
-                                        "remove it, or install it with a RUN step in "
-                                        "environment.extra_dockerfile_steps"))
+            problems.append(
+                SpecProblem(
+                    file,
+                    where,
+                    f"conda package {name!r} has no pip equivalent",
+                    "remove it, or install it with a RUN step in environment.extra_dockerfile_steps",
+                )
+            )
             continue
         pip_name = CONDA_TO_PIP.get(name, name)
         if pip_name != name:
@@ -181,5 +243,7 @@ def python_pin_notice(pin: str | None, base_python: str, explicit: bool, file: s
     pin_minor = ".".join(pin.split(".")[:2])
     if pin_minor == base_python:
         return None
-    return (f"WARNING {file}: python={pin} is pinned, but the base image has Python {base_python}; "
-            f"using {base_python}. Set environment.python or environment.base_image to choose another.")
+    return (
+        f"WARNING {file}: python={pin} is pinned, but the base image has Python {base_python}; "
+        f"using {base_python}. Set environment.python or environment.base_image to choose another."
+    )

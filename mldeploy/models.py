@@ -121,10 +121,17 @@ class ModelRegistry:
                     return Registration(model, created_new=False)
             version = (existing[-1].version if existing else 0) + 1
             model = ModelVersion(
-                name=name, version=version, sha256=content.sha256, size=content.size, files=content.files,
-                basename=source.name, is_folder=source.is_dir(),
-                created=datetime.now(UTC).isoformat(timespec="seconds"), source=str(source),
-                source_spec=source_spec, description=description,
+                name=name,
+                version=version,
+                sha256=content.sha256,
+                size=content.size,
+                files=content.files,
+                basename=source.name,
+                is_folder=source.is_dir(),
+                created=datetime.now(UTC).isoformat(timespec="seconds"),
+                source=str(source),
+                source_spec=source_spec,
+                description=description,
             )
             staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
             try:
@@ -136,8 +143,7 @@ class ModelRegistry:
                     shutil.copy2(source, files / source.name)
                 # Verify what landed is what was hashed: a file changing mid-copy must not be registered.
                 if hash_content(files / source.name).sha256 != content.sha256:
-                    raise PermanentError(
-                        f"model {source} changed while it was being registered; register again")
+                    raise PermanentError(f"model {source} changed while it was being registered; register again")
                 card = staging / "model.json"
                 card.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True))
                 with card.open("rb") as handle:

@@ -7,6 +7,7 @@ exponential backoff and jitter, a bounded number of attempts and a per-attempt t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -16,9 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.exceptions import MissingContextError
-from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
 from mldeploy import diagnosis
@@ -62,10 +62,9 @@ def artifact_key(*parts: str) -> str:
 
 
 def _attach(create: Callable[..., Any], **kwargs: Any) -> None:
-    try:
+    # Outside a run (unit tests, plain Python) there is nothing to attach to.
+    with contextlib.suppress(MissingContextError):
         create(**kwargs)
-    except MissingContextError:
-        pass  # called outside a run (unit tests, plain Python): nothing to attach to
 
 
 def attach_markdown(key: str, markdown: str, description: str) -> None:
@@ -111,8 +110,11 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
                 log = logger()
                 kind = "transient (will be retried if attempts remain)" if is_transient(exc) else "permanent"
                 log.error("%s failed [%s, %s]: %s\nfix: %s", stage, found.code, kind, found.summary, found.hint)
-                attach_markdown(artifact_key(service_of(*args, **kwargs), stage, "diagnosis"),
-                                found.to_markdown(), f"Why {stage} failed and what to do")
+                attach_markdown(
+                    artifact_key(service_of(*args, **kwargs), stage, "diagnosis"),
+                    found.to_markdown(),
+                    f"Why {stage} failed and what to do",
+                )
                 raise
 
         return wrapper

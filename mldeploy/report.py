@@ -14,11 +14,16 @@ def spec_summary_markdown(spec: ServiceSpec) -> str:
         ("model", f"{spec.model.name} from {spec.model.path}"),
         ("entry script", str(spec.entry_script)),
         ("environment", str(env)),
-        ("base image", spec.environment.base_image or (f"python:{spec.environment.python}-slim"
-                                                      if spec.environment.python else "(machine default)")),
+        (
+            "base image",
+            spec.environment.base_image
+            or (f"python:{spec.environment.python}-slim" if spec.environment.python else "(machine default)"),
+        ),
         ("registry", spec.registry.url if spec.registry else "(none: local image, push skipped)"),
-        ("target", f"{spec.target.kind}" + (f" on 127.0.0.1:{spec.target.port}" if spec.target.kind == "local"
-                                            else "")),
+        (
+            "target",
+            f"{spec.target.kind}" + (f" on 127.0.0.1:{spec.target.port}" if spec.target.kind == "local" else ""),
+        ),
         ("smoke requests", str(len(spec.smoke))),
     ]
     lines = [f"# Service spec: {spec.name}", "", "| field | value |", "|---|---|"]
@@ -29,20 +34,22 @@ def spec_summary_markdown(spec: ServiceSpec) -> str:
 def model_card_markdown(model: ModelVersion, created_new: bool) -> str:
     files = "\n".join(f"- `{name}`" for name in model.files[:50])
     more = f"\n- … and {len(model.files) - 50} more" if len(model.files) > 50 else ""
-    return "\n".join([
-        f"# Model {model.name} version {model.version}",
-        "",
-        "New version registered." if created_new else "Same bytes as an existing version: nothing new registered.",
-        "",
-        "| field | value |",
-        "|---|---|",
-        f"| sha256 | `{model.sha256}` |",
-        f"| size | {model.size} bytes |",
-        f"| kind | {'folder' if model.is_folder else 'file'} `{model.basename}` |",
-        f"| created | {model.created} |",
-        f"| source | `{model.source}` |",
-        f"| source spec | `{model.source_spec}` |",
-        "",
-        "Files:",
-        files + more,
-    ])
+    return "\n".join(
+        [
+            f"# Model {model.name} version {model.version}",
+            "",
+            "New version registered." if created_new else "Same bytes as an existing version: nothing new registered.",
+            "",
+            "| field | value |",
+            "|---|---|",
+            f"| sha256 | `{model.sha256}` |",
+            f"| size | {model.size} bytes |",
+            f"| kind | {'folder' if model.is_folder else 'file'} `{model.basename}` |",
+            f"| created | {model.created} |",
+            f"| source | `{model.source}` |",
+            f"| source spec | `{model.source_spec}` |",
+            "",
+            "Files:",
+            files + more,
+        ]
+    )

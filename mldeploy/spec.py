@@ -39,11 +39,20 @@ IMAGE_REF = re.compile(
 )
 
 KNOWN_KEYS: dict[str, set[str]] = {
-    "": {"name", "description", "model", "entry_script", "source_directory", "environment", "registry",
-         "target", "smoke", "deploy"},
+    "": {
+        "name",
+        "description",
+        "model",
+        "entry_script",
+        "source_directory",
+        "environment",
+        "registry",
+        "target",
+        "smoke",
+        "deploy",
+    },
     "model": {"name", "path", "description"},
-    "environment": {"conda_file", "requirements", "python", "base_image", "extra_dockerfile_steps",
-                    "variables"},
+    "environment": {"conda_file", "requirements", "python", "base_image", "extra_dockerfile_steps", "variables"},
     "registry": {"url", "username", "password_env", "insecure"},
     "target": {"kind", "port", "cpu_cores", "memory_gb", "namespace", "replicas", "variables"},
     "deploy": {"health_timeout_seconds", "debug"},
@@ -125,9 +134,17 @@ class ServiceSpec:
         from dataclasses import replace
 
         if kind not in TARGET_KINDS:
-            raise SpecError(str(self.path), [SpecProblem(
-                str(self.path), "target.kind", f"unknown target {kind!r} (from --target)",
-                f"use one of {', '.join(TARGET_KINDS)}")])
+            raise SpecError(
+                str(self.path),
+                [
+                    SpecProblem(
+                        str(self.path),
+                        "target.kind",
+                        f"unknown target {kind!r} (from --target)",
+                        f"use one of {', '.join(TARGET_KINDS)}",
+                    )
+                ],
+            )
         return replace(self, target=replace(self.target, kind=kind))  # type: ignore[arg-type]
 
 
@@ -193,8 +210,16 @@ def _section(raw: Mapping[str, Any], key: str, c: _Collector, required: bool) ->
     return value
 
 
-def _string(section: Mapping[str, Any], key: str, where: str, c: _Collector, *, required: bool,
-            pattern: re.Pattern[str] | None = None, rule: str = "") -> str | None:
+def _string(
+    section: Mapping[str, Any],
+    key: str,
+    where: str,
+    c: _Collector,
+    *,
+    required: bool,
+    pattern: re.Pattern[str] | None = None,
+    rule: str = "",
+) -> str | None:
     value = section.get(key)
     if value is None:
         if required:
@@ -212,13 +237,25 @@ def _string(section: Mapping[str, Any], key: str, where: str, c: _Collector, *, 
     return value
 
 
-def _number(section: Mapping[str, Any], key: str, where: str, c: _Collector, default: float,
-            *, low: float, high: float, integer: bool = False) -> float:
+def _number(
+    section: Mapping[str, Any],
+    key: str,
+    where: str,
+    c: _Collector,
+    default: float,
+    *,
+    low: float,
+    high: float,
+    integer: bool = False,
+) -> float:
     value = section.get(key, default)
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
-        c.add(where, f"must be a {'whole ' if integer else ''}number, got {value!r}",
-              f"set {where} to a number between {low:g} and {high:g}")
+        c.add(
+            where,
+            f"must be a {'whole ' if integer else ''}number, got {value!r}",
+            f"set {where} to a number between {low:g} and {high:g}",
+        )
         return default
     if not low <= value <= high:
         c.add(where, f"{value!r} is out of range", f"use a value between {low:g} and {high:g}")
@@ -268,8 +305,11 @@ def _check_entry_script(path: Path, where: str, c: _Collector) -> None:
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
-        c.add(where, f"{path.name} does not compile: {exc.msg} at line {exc.lineno}",
-              "fix the syntax error in the scoring script")
+        c.add(
+            where,
+            f"{path.name} does not compile: {exc.msg} at line {exc.lineno}",
+            "fix the syntax error in the scoring script",
+        )
         return
     except UnicodeDecodeError:
         c.add(where, f"{path.name} is not UTF-8 text", "save the scoring script as UTF-8")
@@ -280,8 +320,11 @@ def _check_entry_script(path: Path, where: str, c: _Collector) -> None:
     defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
     for required in ("init", "run"):
         if required not in defined:
-            c.add(where, f"{path.name} defines no top-level {required}()",
-                  f"add 'def {required}(...)' (see the scoring contract in README)")
+            c.add(
+                where,
+                f"{path.name} defines no top-level {required}()",
+                f"add 'def {required}(...)' (see the scoring contract in README)",
+            )
 
 
 def _smoke(raw: Any, c: _Collector) -> tuple[SmokeCase, ...]:
@@ -305,59 +348,94 @@ def _smoke(raw: Any, c: _Collector) -> tuple[SmokeCase, ...]:
             c.add(f"{where}.expect_status", f"{status!r} is not an HTTP status", "use e.g. 200")
             status = 200
         latency = item.get("max_latency_ms")
-        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float)
-                                    or latency <= 0):
+        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0):
             c.add(f"{where}.max_latency_ms", f"{latency!r} is not a positive number", "use e.g. 500")
             latency = None
         name = item.get("name", f"request {index + 1}")
-        cases.append(SmokeCase(name=str(name), request=item["request"], expect_status=status,
-                               expect=item.get("expect"), has_expect="expect" in item,
-                               max_latency_ms=float(latency) if latency is not None else None))
+        cases.append(
+            SmokeCase(
+                name=str(name),
+                request=item["request"],
+                expect_status=status,
+                expect=item.get("expect"),
+                has_expect="expect" in item,
+                max_latency_ms=float(latency) if latency is not None else None,
+            )
+        )
     return tuple(cases)
 
 
 def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec | None:
     root = spec_path.parent
     _unknown_keys(raw, "", "", c)
-    name = _string(raw, "name", "name", c, required=True, pattern=DNS1123_LABEL,
-                   rule="use a DNS-1123 label: lowercase letters, digits and '-', start and end alphanumeric")
+    name = _string(
+        raw,
+        "name",
+        "name",
+        c,
+        required=True,
+        pattern=DNS1123_LABEL,
+        rule="use a DNS-1123 label: lowercase letters, digits and '-', start and end alphanumeric",
+    )
     if name is not None and len(name) > 63:
         c.add("name", f"{len(name)} characters is too long", "use at most 63 characters")
 
     model_raw = _section(raw, "model", c, required=True) or {}
-    model_name = _string(model_raw, "name", "model.name", c, required=True, pattern=MODEL_NAME,
-                         rule="use letters, digits, '.', '_' and '-' (at most 255), starting alphanumeric")
-    model_path = _file(root, _string(model_raw, "path", "model.path", c, required=True), "model.path", c,
-                       kind="any")
+    model_name = _string(
+        model_raw,
+        "name",
+        "model.name",
+        c,
+        required=True,
+        pattern=MODEL_NAME,
+        rule="use letters, digits, '.', '_' and '-' (at most 255), starting alphanumeric",
+    )
+    model_path = _file(root, _string(model_raw, "path", "model.path", c, required=True), "model.path", c, kind="any")
 
     script_value = _string(raw, "entry_script", "entry_script", c, required=True)
-    source_dir = _file(root, _string(raw, "source_directory", "source_directory", c, required=False),
-                       "source_directory", c, kind="dir")
+    source_dir = _file(
+        root, _string(raw, "source_directory", "source_directory", c, required=False), "source_directory", c, kind="dir"
+    )
     entry_script = _file(source_dir or root, script_value, "entry_script", c)
     if entry_script is not None:
         if not SCRIPT_NAME.match(entry_script.name):
-            c.add("entry_script", f"{entry_script.name!r} is not a plain Python file name",
-                  "name the script like score.py (letters, digits, '_', '.', '-')")
+            c.add(
+                "entry_script",
+                f"{entry_script.name!r} is not a plain Python file name",
+                "name the script like score.py (letters, digits, '_', '.', '-')",
+            )
         elif source_dir is not None and not entry_script.is_relative_to(source_dir):
             c.add("entry_script", "must be inside source_directory", "move the script into source_directory")
         elif source_dir is not None and not all(
-                SCRIPT_FOLDER.match(part) for part in entry_script.relative_to(source_dir).parts[:-1]):
+            SCRIPT_FOLDER.match(part) for part in entry_script.relative_to(source_dir).parts[:-1]
+        ):
             # this relative path reaches the Dockerfile (AZUREML_ENTRY_SCRIPT)
             relative = entry_script.relative_to(source_dir).as_posix()
-            c.add("entry_script", f"{relative!r} has an unsafe folder name",
-                  "use folder names of letters, digits, '_', '.', '-'")
+            c.add(
+                "entry_script",
+                f"{relative!r} has an unsafe folder name",
+                "use folder names of letters, digits, '_', '.', '-'",
+            )
         else:
             _check_entry_script(entry_script, "entry_script", c)
 
     env_raw = _section(raw, "environment", c, required=True) or {}
-    conda = _file(root, _string(env_raw, "conda_file", "environment.conda_file", c, required=False),
-                  "environment.conda_file", c)
-    reqs = _file(root, _string(env_raw, "requirements", "environment.requirements", c, required=False),
-                 "environment.requirements", c)
+    conda = _file(
+        root, _string(env_raw, "conda_file", "environment.conda_file", c, required=False), "environment.conda_file", c
+    )
+    reqs = _file(
+        root,
+        _string(env_raw, "requirements", "environment.requirements", c, required=False),
+        "environment.requirements",
+        c,
+    )
     names_env = "conda_file" in env_raw or "requirements" in env_raw
     if isinstance(raw.get("environment"), dict) and not names_env:
-        c.add("environment", "names no Python environment",
-              "set environment.conda_file (conda YAML with a pip: section) or environment.requirements")
+        c.add(
+            "environment",
+            "names no Python environment",
+            "set environment.conda_file (conda YAML with a pip: section) or environment.requirements",
+        )
     if conda is not None or reqs is not None:
         from mldeploy.environment import load_environment
 
@@ -370,32 +448,63 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
     python = env_raw.get("python")
     if python is not None and not isinstance(python, str):
         # YAML reads an unquoted 3.10 as the number 3.1: never guess which was meant.
-        c.add("environment.python", f"{python!r} is not a quoted version string",
-              "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)")
+        c.add(
+            "environment.python",
+            f"{python!r} is not a quoted version string",
+            "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)",
+        )
         python = None
     if python is not None and not PYTHON_VERSION.match(python):
         c.add("environment.python", f"{python!r} is not a Python version", "use major.minor, e.g. '3.11'")
         python = None
-    base_image = _string(env_raw, "base_image", "environment.base_image", c, required=False, pattern=IMAGE_REF,
-                         rule="use an image reference like python:3.11-slim or registry/repo:tag")
-    steps = _file(root, _string(env_raw, "extra_dockerfile_steps", "environment.extra_dockerfile_steps", c,
-                                required=False), "environment.extra_dockerfile_steps", c)
+    base_image = _string(
+        env_raw,
+        "base_image",
+        "environment.base_image",
+        c,
+        required=False,
+        pattern=IMAGE_REF,
+        rule="use an image reference like python:3.11-slim or registry/repo:tag",
+    )
+    steps = _file(
+        root,
+        _string(env_raw, "extra_dockerfile_steps", "environment.extra_dockerfile_steps", c, required=False),
+        "environment.extra_dockerfile_steps",
+        c,
+    )
     if steps is not None:
         from mldeploy.dockerfile import check_extra_steps
 
         for line_no, message in check_extra_steps(steps.read_text(encoding="utf-8", errors="replace")):
-            c.add(f"environment.extra_dockerfile_steps (line {line_no})", message,
-                  "allowed instructions: RUN, ENV, ARG, LABEL")
+            c.add(
+                f"environment.extra_dockerfile_steps (line {line_no})",
+                message,
+                "allowed instructions: RUN, ENV, ARG, LABEL",
+            )
     env_vars = _variables(env_raw.get("variables"), "environment.variables", c)
 
     registry: RegistrySpec | None = None
     reg_raw = _section(raw, "registry", c, required=False)
     if reg_raw is not None:
-        url = _string(reg_raw, "url", "registry.url", c, required=True, pattern=REGISTRY_URL,
-                      rule="use host[:port][/path] without a scheme, e.g. 127.0.0.1:5000 or myacr.azurecr.io")
+        url = _string(
+            reg_raw,
+            "url",
+            "registry.url",
+            c,
+            required=True,
+            pattern=REGISTRY_URL,
+            rule="use host[:port][/path] without a scheme, e.g. 127.0.0.1:5000 or myacr.azurecr.io",
+        )
         username = _string(reg_raw, "username", "registry.username", c, required=False)
-        password_env = _string(reg_raw, "password_env", "registry.password_env", c, required=False,
-                               pattern=ENV_VAR_NAME, rule="name the environment variable that holds the password")
+        password_env = _string(
+            reg_raw,
+            "password_env",
+            "registry.password_env",
+            c,
+            required=False,
+            pattern=ENV_VAR_NAME,
+            rule="name the environment variable that holds the password",
+        )
         if url is not None:
             registry = RegistrySpec(url=url, username=username, password_env=password_env)
 
@@ -409,21 +518,35 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
         kind=kind,
         port=port,
         cpu_cores=_number(target_raw, "cpu_cores", "target.cpu_cores", c, 0.1, low=0.05, high=64)
-        if "cpu_cores" in target_raw else None,
+        if "cpu_cores" in target_raw
+        else None,
         memory_gb=_number(target_raw, "memory_gb", "target.memory_gb", c, 0.5, low=0.01, high=256)
-        if "memory_gb" in target_raw else None,
-        namespace=_string(target_raw, "namespace", "target.namespace", c, required=False, pattern=DNS1123_LABEL,
-                          rule="use a DNS-1123 label") or "default",
+        if "memory_gb" in target_raw
+        else None,
+        namespace=_string(
+            target_raw,
+            "namespace",
+            "target.namespace",
+            c,
+            required=False,
+            pattern=DNS1123_LABEL,
+            rule="use a DNS-1123 label",
+        )
+        or "default",
         replicas=int(_number(target_raw, "replicas", "target.replicas", c, 1, low=1, high=100, integer=True)),
     )
     target_vars = _variables(target_raw.get("variables"), "target.variables", c)
     if kind != "local" and registry is None:
-        c.add("registry.url", f"target {kind!r} pulls the image from a registry, but none is set",
-              "add 'registry: {url: <your registry>}'")
+        c.add(
+            "registry.url",
+            f"target {kind!r} pulls the image from a registry, but none is set",
+            "add 'registry: {url: <your registry>}'",
+        )
 
     deploy_raw = _section(raw, "deploy", c, required=False) or {}
-    health_timeout = _number(deploy_raw, "health_timeout_seconds", "deploy.health_timeout_seconds", c, 60.0,
-                             low=1, high=3600)
+    health_timeout = _number(
+        deploy_raw, "health_timeout_seconds", "deploy.health_timeout_seconds", c, 60.0, low=1, high=3600
+    )
     debug = deploy_raw.get("debug", False)
     if not isinstance(debug, bool):
         c.add("deploy.debug", f"must be true or false, got {debug!r}", "write debug: true or remove it")
@@ -441,8 +564,9 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
         model=ModelSpec(name=model_name, path=model_path, description=str(model_raw.get("description", ""))),
         entry_script=entry_script,
         source_directory=source_dir,
-        environment=EnvironmentSpec(conda_file=conda, requirements=reqs, python=python, base_image=base_image,
-                                    extra_dockerfile_steps=steps),
+        environment=EnvironmentSpec(
+            conda_file=conda, requirements=reqs, python=python, base_image=base_image, extra_dockerfile_steps=steps
+        ),
         registry=registry,
         target=target,
         variables={**env_vars, **target_vars},
@@ -459,4 +583,3 @@ def problems_of(path: str | Path) -> list[SpecProblem]:
     except SpecError as exc:
         return exc.problems
     return []
-

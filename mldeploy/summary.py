@@ -21,7 +21,8 @@ class RunSummary:
     ui_url: str | None = None
     notices: list[str] = field(default_factory=list)
     stages: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {name: {"name": name, "state": "pending", "seconds": 0.0} for name in STAGES})
+        default_factory=lambda: {name: {"name": name, "state": "pending", "seconds": 0.0} for name in STAGES}
+    )
 
     def stage(self, name: str, state: str, seconds: float = 0.0, **extra: Any) -> None:
         self.stages[name].update(state=state, seconds=round(seconds, 3), **extra)
@@ -33,8 +34,15 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "service": self.service, "status": self.status, "failed_stage": self.failed_stage,
-            "diagnosis": self.diagnosis, "endpoint": self.endpoint, "model": self.model, "image": self.image,
-            "flow_run_id": self.flow_run_id, "ui_url": self.ui_url, "notices": self.notices,
+            "service": self.service,
+            "status": self.status,
+            "failed_stage": self.failed_stage,
+            "diagnosis": self.diagnosis,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "image": self.image,
+            "flow_run_id": self.flow_run_id,
+            "ui_url": self.ui_url,
+            "notices": self.notices,
             "stages": list(self.stages.values()),
         }

@@ -44,9 +44,14 @@ class WaitResult:
     polls: int
 
 
-def wait_until(observe: Callable[[], Status], timeout: float, *, interval: float = 0.2,
-               clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> WaitResult:
+def wait_until(
+    observe: Callable[[], Status],
+    timeout: float,
+    *,
+    interval: float = 0.2,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WaitResult:
     start = clock()
     deadline = start + timeout
     polls = 0

@@ -25,21 +25,37 @@ def deploy_request(spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model
     if spec.debug:
         environment["AZUREML_DEBUG"] = "true"
     secrets = tuple(v for v in [registry_password(spec)] if v)
-    return DeployRequest(service=spec.name, image=image.ref, fingerprint=plan.deploy_fingerprint,
-                         port=spec.target.port, environment=environment, health_timeout=spec.health_timeout_seconds,
-                         memory_gb=spec.target.memory_gb, cpu_cores=spec.target.cpu_cores,
-                         labels={LABEL_MODEL: model_label}, secrets=secrets)
+    return DeployRequest(
+        service=spec.name,
+        image=image.ref,
+        fingerprint=plan.deploy_fingerprint,
+        port=spec.target.port,
+        environment=environment,
+        health_timeout=spec.health_timeout_seconds,
+        memory_gb=spec.target.memory_gb,
+        cpu_cores=spec.target.cpu_cores,
+        labels={LABEL_MODEL: model_label},
+        secrets=secrets,
+    )
 
 
 @task(name="deploy", task_run_name="deploy {spec.name} to {spec.target.kind}", **STAGE_TASK_OPTIONS)
 @reports_failure("deploy", lambda spec, *a, **k: spec.name)
-def deploy_service(spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model_label: str,
-                   target: Target | None = None) -> DeployOutcome:
+def deploy_service(
+    spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model_label: str, target: Target | None = None
+) -> DeployOutcome:
     target = target or make_target(spec.target.kind)
     log = logger()
     outcome = target.deploy(deploy_request(spec, plan, image, model_label), log.info)
-    attach_link(artifact_key(spec.name, "endpoint"), outcome.endpoint + "/score", f"{spec.name} /score",
-                "The live scoring endpoint")
-    attach_markdown(artifact_key(spec.name, "startup-log"), code_block(outcome.startup_log or "(empty)"),
-                    "The first lines the new version logged")
+    attach_link(
+        artifact_key(spec.name, "endpoint"),
+        outcome.endpoint + "/score",
+        f"{spec.name} /score",
+        "The live scoring endpoint",
+    )
+    attach_markdown(
+        artifact_key(spec.name, "startup-log"),
+        code_block(outcome.startup_log or "(empty)"),
+        "The first lines the new version logged",
+    )
     return outcome

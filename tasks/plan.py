@@ -43,8 +43,13 @@ def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: 
 
 @task(name="plan", task_run_name="plan {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("plan", lambda spec, *a, **k: spec.name)
-def plan_deployment(spec: ServiceSpec, model: ModelVersion, engine: DockerEngine | None = None,
-                    target: Target | None = None, force: bool = False) -> PlanResult:
+def plan_deployment(
+    spec: ServiceSpec,
+    model: ModelVersion,
+    engine: DockerEngine | None = None,
+    target: Target | None = None,
+    force: bool = False,
+) -> PlanResult:
     settings = Settings.load()
     engine = engine or DockerEngine()
     base_image, chosen = choose_base_image(spec, settings.base_image)
@@ -53,23 +58,44 @@ def plan_deployment(spec: ServiceSpec, model: ModelVersion, engine: DockerEngine
         raise PermanentError(
             f"base image {base_image} is not available to the Docker engine (from "
             f"{'the spec' if chosen else settings.base_image_source}); run 'make setup', 'docker pull "
-            f"{base_image}', or set environment.base_image")
+            f"{base_image}', or set environment.base_image"
+        )
     env = load_environment(spec.environment.conda_file, spec.environment.requirements)
-    plan = make_plan(spec, model, env, base_image=base_image, base_image_id=image_id,
-                     base_python=base_python(engine, settings, base_image, image_id), base_chosen_by_spec=chosen)
+    plan = make_plan(
+        spec,
+        model,
+        env,
+        base_image=base_image,
+        base_image_id=image_id,
+        base_python=base_python(engine, settings, base_image, image_id),
+        base_chosen_by_spec=chosen,
+    )
     log = logger()
     for notice in plan.notices:
         (log.warning if notice.startswith("WARNING") else log.info)(notice)
     live = (target or make_target(spec.target.kind)).live(spec.name)
-    noop = (not force and live is not None and live.healthy and live.fingerprint == plan.deploy_fingerprint)
+    noop = not force and live is not None and live.healthy and live.fingerprint == plan.deploy_fingerprint
     if noop:
-        log.info("nothing changed since the last deploy of %s (fingerprint %s) and it is healthy: no-op",
-                 spec.name, plan.deploy_fingerprint[:12])
-    attach_markdown(artifact_key(spec.name, "plan"), "\n".join([
-        f"# Plan for {spec.name}", "",
-        f"- image: `{plan.local_ref}` on `{plan.base_image}` (Python {plan.python})",
-        f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
-        f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
-        f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}", "",
-        "Notices:" if plan.notices else "", *[f"- {n}" for n in plan.notices]]), "Build plan and no-op decision")
+        log.info(
+            "nothing changed since the last deploy of %s (fingerprint %s) and it is healthy: no-op",
+            spec.name,
+            plan.deploy_fingerprint[:12],
+        )
+    attach_markdown(
+        artifact_key(spec.name, "plan"),
+        "\n".join(
+            [
+                f"# Plan for {spec.name}",
+                "",
+                f"- image: `{plan.local_ref}` on `{plan.base_image}` (Python {plan.python})",
+                f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
+                f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
+                f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}",
+                "",
+                "Notices:" if plan.notices else "",
+                *[f"- {n}" for n in plan.notices],
+            ]
+        ),
+        "Build plan and no-op decision",
+    )
     return PlanResult(plan=plan, live=live, noop=noop)

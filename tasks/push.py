@@ -30,41 +30,64 @@ def registry_password(spec: ServiceSpec) -> str | None:
         return None
     value = os.environ.get(spec.registry.password_env)
     if not value:
-        raise SpecError(str(spec.path), [SpecProblem(
-            str(spec.path), "registry.password_env",
-            f"environment variable {spec.registry.password_env} is not set",
-            f"export {spec.registry.password_env}=<registry password> before deploying")])
+        raise SpecError(
+            str(spec.path),
+            [
+                SpecProblem(
+                    str(spec.path),
+                    "registry.password_env",
+                    f"environment variable {spec.registry.password_env} is not set",
+                    f"export {spec.registry.password_env}=<registry password> before deploying",
+                )
+            ],
+        )
     return value
 
 
 @task(name="push", task_run_name="push {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("push", lambda spec, *a, **k: spec.name)
-def push_image(spec: ServiceSpec, plan: BuildPlan, built: BuiltImage, engine: DockerEngine | None = None,
-               registry: OciRegistry | None = None) -> PushedImage:
+def push_image(
+    spec: ServiceSpec,
+    plan: BuildPlan,
+    built: BuiltImage,
+    engine: DockerEngine | None = None,
+    registry: OciRegistry | None = None,
+) -> PushedImage:
     log = logger()
     if spec.registry is None:
         log.info("push skipped: the spec names no registry; the local target runs the local image %s", built.ref)
-        attach_markdown(artifact_key(spec.name, "image"), f"# Image\n\n- local image `{built.ref}`\n"
-                        f"- id `{built.image_id}`\n- not pushed: the spec has no `registry`", "Image reference")
+        attach_markdown(
+            artifact_key(spec.name, "image"),
+            f"# Image\n\n- local image `{built.ref}`\n"
+            f"- id `{built.image_id}`\n- not pushed: the spec has no `registry`",
+            "Image reference",
+        )
         return PushedImage(ref=built.image_id, digest=None, pushed=False)
     engine = engine or DockerEngine()
     password = registry_password(spec)
     auth = {"username": spec.registry.username or "", "password": password} if password else None
-    digest, uploaded = engine.push(plan.repository, plan.tag, auth,
-                                   lambda line: log.info(diagnosis.redact(line, [password or ""])))
+    digest, uploaded = engine.push(
+        plan.repository, plan.tag, auth, lambda line: log.info(diagnosis.redact(line, [password or ""]))
+    )
     host, _, path = plan.repository.partition("/")
     registry = registry or OciRegistry(host, spec.registry.username, password)
     served = registry.manifest_digest(path, plan.tag)
     if served != digest:
-        found = diagnosis.Diagnosis(diagnosis.Code.DIGEST_MISMATCH, "the registry serves another digest than pushed",
-                                    f"pushed {digest}, registry serves {served}",
-                                    "another push raced this one, or the registry rewrote the manifest; rerun",
-                                    "push")
+        found = diagnosis.Diagnosis(
+            diagnosis.Code.DIGEST_MISMATCH,
+            "the registry serves another digest than pushed",
+            f"pushed {digest}, registry serves {served}",
+            "another push raced this one, or the registry rewrote the manifest; rerun",
+            "push",
+        )
         raise PermanentError(found.summary, diagnosis=found)
     ref = f"{plan.repository}@{digest}"
-    log.info("pushed %s:%s as %s (%d layers uploaded; digest verified)", plan.repository, plan.tag, digest,
-             uploaded)
-    attach_markdown(artifact_key(spec.name, "image"), f"# Image\n\n- reference `{ref}`\n- tag "
-                    f"`{plan.repository}:{plan.tag}`\n- digest `{digest}` (verified against the registry)\n"
-                    f"- layers uploaded: {uploaded}", "Image reference and digest")
+    log.info("pushed %s:%s as %s (%d layers uploaded; digest verified)", plan.repository, plan.tag, digest, uploaded)
+    attach_markdown(
+        artifact_key(spec.name, "image"),
+        f"# Image\n\n- reference `{ref}`\n- tag "
+        f"`{plan.repository}:{plan.tag}`\n- digest `{digest}` (verified against the registry)\n"
+        f"- layers uploaded: {uploaded}",
+        "Image reference and digest",
+    )
     return PushedImage(ref=ref, digest=digest, pushed=True, layers_uploaded=uploaded)

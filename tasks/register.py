@@ -15,12 +15,21 @@ from mldeploy.spec import ServiceSpec
 @reports_failure("register", lambda spec, registry=None: spec.name)
 def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None) -> ModelVersion:
     registry = registry or ModelRegistry(Settings.load().home)
-    result = registry.register(spec.model.name, spec.model.path, source_spec=str(spec.path),
-                               description=spec.model.description)
+    result = registry.register(
+        spec.model.name, spec.model.path, source_spec=str(spec.path), description=spec.model.description
+    )
     model = result.model
-    logger().info("%s model %s version %d (sha256 %s, %d bytes)",
-                  "registered" if result.created_new else "unchanged:", model.name, model.version,
-                  model.sha256[:12], model.size)
-    attach_markdown(artifact_key(spec.name, "model-card"), model_card_markdown(model, result.created_new),
-                    f"Model card of {model.label}")
+    logger().info(
+        "%s model %s version %d (sha256 %s, %d bytes)",
+        "registered" if result.created_new else "unchanged:",
+        model.name,
+        model.version,
+        model.sha256[:12],
+        model.size,
+    )
+    attach_markdown(
+        artifact_key(spec.name, "model-card"),
+        model_card_markdown(model, result.created_new),
+        f"Model card of {model.label}",
+    )
     return model

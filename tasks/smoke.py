@@ -39,8 +39,9 @@ def _diagnose(spec: ServiceSpec, failed: list[CaseResult], log: str) -> diagnosi
 
 @task(name="smoke", task_run_name="smoke {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("smoke", lambda spec, *a, **k: spec.name)
-def smoke_test(spec: ServiceSpec, outcome: DeployOutcome, target: Target | None = None,
-               probe: HttpProbe | None = None) -> SmokeReport:
+def smoke_test(
+    spec: ServiceSpec, outcome: DeployOutcome, target: Target | None = None, probe: HttpProbe | None = None
+) -> SmokeReport:
     target = target or make_target(spec.target.kind)
     probe = probe or HttpProbe()
     log = logger()
@@ -48,8 +49,13 @@ def smoke_test(spec: ServiceSpec, outcome: DeployOutcome, target: Target | None 
     for case in spec.smoke:
         reply = probe.post(outcome.endpoint + "/score", case.body(), timeout=REQUEST_TIMEOUT_SECONDS)
         result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
-        log.info("%s: %s in %.1f ms%s", case.name, result.status, result.latency_ms,
-                 "" if result.passed else " — " + "; ".join(result.problems))
+        log.info(
+            "%s: %s in %.1f ms%s",
+            case.name,
+            result.status,
+            result.latency_ms,
+            "" if result.passed else " — " + "; ".join(result.problems),
+        )
         results.append(result)
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
     failed = [r for r in results if not r.passed]

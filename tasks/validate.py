@@ -22,10 +22,19 @@ def _service(spec_path: str, target: str | None = None) -> str:
 def validate_spec(spec_path: str, target: str | None = None) -> ServiceSpec:
     spec = load_spec(spec_path, target_override=target)
     if spec.target.kind not in available_kinds():
-        raise SpecError(str(spec.path), [SpecProblem(
-            str(spec.path), "target.kind", f"target {spec.target.kind!r} is not available in this version",
-            f"use one of: {', '.join(available_kinds())}")])
-    logger().info("spec %s is valid: service %s, model %s, target %s", spec.path, spec.name, spec.model.name,
-                  spec.target.kind)
+        raise SpecError(
+            str(spec.path),
+            [
+                SpecProblem(
+                    str(spec.path),
+                    "target.kind",
+                    f"target {spec.target.kind!r} is not available in this version",
+                    f"use one of: {', '.join(available_kinds())}",
+                )
+            ],
+        )
+    logger().info(
+        "spec %s is valid: service %s, model %s, target %s", spec.path, spec.name, spec.model.name, spec.target.kind
+    )
     attach_markdown(artifact_key(spec.name, "spec"), spec_summary_markdown(spec), "The validated service spec")
     return spec

@@ -27,7 +27,9 @@ API_TIMEOUT_SECONDS = 60
 BUILD_TIMEOUT_SECONDS = 1800
 _TRANSIENT_MESSAGES = re.compile(
     r"connection refused|connection reset|i/o timeout|tls handshake timeout|timeout|temporar|"
-    r"502|503|504|too many requests|429|eof", re.IGNORECASE)
+    r"502|503|504|too many requests|429|eof",
+    re.IGNORECASE,
+)
 _PORT_IN_USE = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
 _AUTH = re.compile(r"unauthorized|authentication required|denied|forbidden|401|403", re.IGNORECASE)
 
@@ -106,8 +108,13 @@ class DockerEngine:
         """major.minor of python3 inside an image (a 0.3 s container run)."""
         with translated(f"read the Python version of {image}"):
             out = self.client.containers.run(
-                image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                remove=True, network_disabled=True, stdout=True, stderr=True)
+                image,
+                ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                remove=True,
+                network_disabled=True,
+                stdout=True,
+                stderr=True,
+            )
         return bytes(out).decode().strip()
 
     def build(self, context: Path, tag: str, labels: dict[str, str], on_line: LineSink = _noop) -> BuildResult:
@@ -117,8 +124,16 @@ class DockerEngine:
         step_instructions: list[str] = []
         cached_indexes: set[int] = set()
         with translated(f"build image {tag}"):
-            stream = self.client.api.build(path=str(context), tag=tag, labels=labels, rm=True, forcerm=True,
-                                           decode=True, pull=False, timeout=BUILD_TIMEOUT_SECONDS)
+            stream = self.client.api.build(
+                path=str(context),
+                tag=tag,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                pull=False,
+                timeout=BUILD_TIMEOUT_SECONDS,
+            )
             for event in stream:
                 if "error" in event:
                     message = str(event["error"]).strip()
@@ -127,8 +142,9 @@ class DockerEngine:
                     log = "\n".join(lines)
                     if _TRANSIENT_MESSAGES.search(message) and "returned a non-zero code" not in message:
                         raise TransientError(f"build of {tag} interrupted: {message}")
-                    raise PermanentError(f"build of {tag} failed: {message}",
-                                         diagnosis=diagnosis.build_failure(log, message))
+                    raise PermanentError(
+                        f"build of {tag} failed: {message}", diagnosis=diagnosis.build_failure(log, message)
+                    )
                 text = event.get("stream")
                 if text:
                     for line in str(text).splitlines():
@@ -148,19 +164,24 @@ class DockerEngine:
         if not image_id:
             image_id = self.image_id(tag) or ""
         if not image_id:
-            raise PermanentError(f"build of {tag} ended without an image", diagnosis=diagnosis.build_failure(
-                "\n".join(lines), "no image id in the build stream"))
-        rebuilt = tuple(instruction for index, instruction in enumerate(step_instructions)
-                        if index not in cached_indexes and not instruction.startswith(("FROM ", "LABEL ")))
-        return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached,
-                           rebuilt=rebuilt)
+            raise PermanentError(
+                f"build of {tag} ended without an image",
+                diagnosis=diagnosis.build_failure("\n".join(lines), "no image id in the build stream"),
+            )
+        rebuilt = tuple(
+            instruction
+            for index, instruction in enumerate(step_instructions)
+            if index not in cached_indexes and not instruction.startswith(("FROM ", "LABEL "))
+        )
+        return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached, rebuilt=rebuilt)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         with translated(f"tag {image} as {repository}:{tag}"):
             self.client.api.tag(image, repository, tag=tag)
 
-    def push(self, repository: str, tag: str, auth: dict[str, str] | None = None,
-             on_line: LineSink = _noop) -> tuple[str, int]:
+    def push(
+        self, repository: str, tag: str, auth: dict[str, str] | None = None, on_line: LineSink = _noop
+    ) -> tuple[str, int]:
         """Push and return (digest, layers actually uploaded)."""
         digest = ""
         uploaded = 0
@@ -171,11 +192,15 @@ class DockerEngine:
                     message = str(event["error"])
                     on_line(message)
                     if _AUTH.search(message):
-                        raise PermanentError(f"push to {registry} denied: {message}",
-                                             diagnosis=diagnosis.registry_auth_denied(registry, message))
+                        raise PermanentError(
+                            f"push to {registry} denied: {message}",
+                            diagnosis=diagnosis.registry_auth_denied(registry, message),
+                        )
                     if _TRANSIENT_MESSAGES.search(message):
-                        raise TransientError(f"push to {registry} failed: {message}",
-                                             diagnosis=diagnosis.registry_unavailable(registry, message))
+                        raise TransientError(
+                            f"push to {registry} failed: {message}",
+                            diagnosis=diagnosis.registry_unavailable(registry, message),
+                        )
                     raise PermanentError(f"push to {registry} failed: {message}")
                 status = str(event.get("status", ""))
                 if status == "Pushed":
@@ -190,15 +215,34 @@ class DockerEngine:
         return digest, uploaded
 
     # --- containers --------------------------------------------------------------------
-    def run(self, image: str, *, name: str, labels: dict[str, str], environment: dict[str, str],
-            host_port: int | None, container_port: int, mem_limit: str | None = None,
-            restart: bool = False) -> str:
-        ports = {f"{container_port}/tcp": ("127.0.0.1", host_port)} if host_port is not None else \
-            {f"{container_port}/tcp": ("127.0.0.1", None)}
+    def run(
+        self,
+        image: str,
+        *,
+        name: str,
+        labels: dict[str, str],
+        environment: dict[str, str],
+        host_port: int | None,
+        container_port: int,
+        mem_limit: str | None = None,
+        restart: bool = False,
+    ) -> str:
+        ports = (
+            {f"{container_port}/tcp": ("127.0.0.1", host_port)}
+            if host_port is not None
+            else {f"{container_port}/tcp": ("127.0.0.1", None)}
+        )
         with translated(f"start container {name}"):
             container = self.client.containers.run(
-                image, detach=True, name=name, labels=labels, environment=environment, ports=ports,
-                mem_limit=mem_limit, restart_policy={"Name": "unless-stopped"} if restart else None)
+                image,
+                detach=True,
+                name=name,
+                labels=labels,
+                environment=environment,
+                ports=ports,
+                mem_limit=mem_limit,
+                restart_policy={"Name": "unless-stopped"} if restart else None,
+            )
         return str(container.id)
 
     def state(self, container: str) -> ContainerState | None:
@@ -220,7 +264,8 @@ class DockerEngine:
         try:
             with translated(f"read the log of {container}"):
                 return bytes(self.client.api.logs(container, stdout=True, stderr=True, tail=tail)).decode(
-                    "utf-8", errors="replace")
+                    "utf-8", errors="replace"
+                )
         except PermanentError:
             return ""
 
@@ -245,21 +290,27 @@ class DockerEngine:
 
     def update_restart_policy(self, container: str, enabled: bool) -> None:
         with translated(f"update container {container}"):
-            self.client.api.update_container(
-                container, restart_policy={"Name": "unless-stopped" if enabled else "no"})
+            self.client.api.update_container(container, restart_policy={"Name": "unless-stopped" if enabled else "no"})
 
 
 def _state_of(info: dict[str, Any]) -> ContainerState:
     state = info.get("State", {})
     health = (state.get("Health") or {}).get("Status")
     port = None
-    bindings = (info.get("NetworkSettings", {}).get("Ports") or {})
+    bindings = info.get("NetworkSettings", {}).get("Ports") or {}
     for binding in bindings.values():
         if binding:
             port = int(binding[0]["HostPort"])
             break
     return ContainerState(
-        id=str(info["Id"]), name=str(info.get("Name", "")).lstrip("/"), status=str(state.get("Status", "")),
-        exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
-        restart_count=int(info.get("RestartCount", 0)), health=health,
-        labels=dict(info.get("Config", {}).get("Labels") or {}), image=str(info.get("Image", "")), host_port=port)
+        id=str(info["Id"]),
+        name=str(info.get("Name", "")).lstrip("/"),
+        status=str(state.get("Status", "")),
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        restart_count=int(info.get("RestartCount", 0)),
+        health=health,
+        labels=dict(info.get("Config", {}).get("Labels") or {}),
+        image=str(info.get("Image", "")),
+        host_port=port,
+    )

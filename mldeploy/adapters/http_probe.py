@@ -31,8 +31,9 @@ class HttpProbe:
     def post(self, url: str, body: bytes, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Reply:
         start = time.perf_counter()
         try:
-            response = self.client.post(url, content=body, timeout=timeout,
-                                        headers={"Content-Type": "application/json", **(headers or {})})
+            response = self.client.post(
+                url, content=body, timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})}
+            )
         except httpx.TimeoutException as exc:
             return Reply(None, "", time.perf_counter() - start, f"timeout: {exc}")
         except httpx.HTTPError as exc:

@@ -14,12 +14,14 @@ import httpx
 from mldeploy import diagnosis
 from mldeploy.errors import PermanentError, TransientError
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -31,8 +33,13 @@ def base_url(registry: str) -> str:
 
 
 class OciRegistry:
-    def __init__(self, registry: str, username: str | None = None, password: str | None = None,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        registry: str,
+        username: str | None = None,
+        password: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.registry = registry
         self.url = base_url(registry)
         self.auth = (username, password) if username and password else None
@@ -47,16 +54,21 @@ class OciRegistry:
                 headers["Authorization"] = f"Bearer {token}"
                 response = self.client.request(method, self.url + path, headers=headers)
         except httpx.HTTPError as exc:
-            raise TransientError(f"registry {self.registry}: {type(exc).__name__}: {exc}",
-                                 diagnosis=diagnosis.registry_unavailable(self.registry, str(exc))) from exc
+            raise TransientError(
+                f"registry {self.registry}: {type(exc).__name__}: {exc}",
+                diagnosis=diagnosis.registry_unavailable(self.registry, str(exc)),
+            ) from exc
         if response.status_code in (401, 403):
             message = f"{method} {path}: HTTP {response.status_code}"
-            raise PermanentError(f"registry {self.registry} denied access: {message}",
-                                 diagnosis=diagnosis.registry_auth_denied(self.registry, message))
+            raise PermanentError(
+                f"registry {self.registry} denied access: {message}",
+                diagnosis=diagnosis.registry_auth_denied(self.registry, message),
+            )
         if response.status_code == 429 or response.status_code >= 500:
             message = f"{method} {path}: HTTP {response.status_code}"
-            raise TransientError(f"registry {self.registry}: {message}",
-                                 diagnosis=diagnosis.registry_unavailable(self.registry, message))
+            raise TransientError(
+                f"registry {self.registry}: {message}", diagnosis=diagnosis.registry_unavailable(self.registry, message)
+            )
         return response
 
     def _token(self, challenge: str, scope: str) -> str:
@@ -68,9 +80,12 @@ class OciRegistry:
         except httpx.HTTPError as exc:
             raise TransientError(f"registry {self.registry} token endpoint: {exc}") from exc
         if response.status_code != 200:
-            raise PermanentError(f"registry {self.registry} refused a token (HTTP {response.status_code})",
-                                 diagnosis=diagnosis.registry_auth_denied(
-                                     self.registry, f"token endpoint answered {response.status_code}"))
+            raise PermanentError(
+                f"registry {self.registry} refused a token (HTTP {response.status_code})",
+                diagnosis=diagnosis.registry_auth_denied(
+                    self.registry, f"token endpoint answered {response.status_code}"
+                ),
+            )
         body = response.json()
         return str(body.get("token") or body.get("access_token") or "")
 
@@ -81,4 +96,5 @@ class OciRegistry:
             return None
         if response.status_code != 200:
             raise PermanentError(f"registry {self.registry}: HEAD manifest answered {response.status_code}")
-        return response.headers.get("docker-content-digest")
+        digest = response.headers.get("docker-content-digest")
+        return str(digest) if digest else None

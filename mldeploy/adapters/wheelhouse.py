@@ -23,8 +23,11 @@ from mldeploy.errors import PermanentError, TransientError
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
 PIP_TIMEOUT_SECONDS = 900
-_NETWORK = re.compile(r"Could not fetch URL|connection error|Read timed out|ConnectTimeout|"
-                      r"Temporary failure in name resolution|NewConnectionError", re.IGNORECASE)
+_NETWORK = re.compile(
+    r"Could not fetch URL|connection error|Read timed out|ConnectTimeout|"
+    r"Temporary failure in name resolution|NewConnectionError",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ def wheelhouse_key(requirement_files: dict[str, str], python: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def resolve_wheelhouse(home: Path, requirement_files: dict[str, str], python: str, *,
-                       source_file: str = "") -> Wheelhouse:
+def resolve_wheelhouse(
+    home: Path, requirement_files: dict[str, str], python: str, *, source_file: str = ""
+) -> Wheelhouse:
     """Download wheels for every requirement file's content for CPython ``python`` on x86_64 Linux."""
     root = home / "wheelhouses"
     target = root / wheelhouse_key(requirement_files, python)
@@ -53,8 +57,21 @@ def resolve_wheelhouse(home: Path, requirement_files: dict[str, str], python: st
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        args = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(staging),
-                "--python-version", python, "--implementation", "cp", "--abi", f"cp{python.replace('.', '')}"]
+        args = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--only-binary=:all:",
+            "--dest",
+            str(staging),
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{python.replace('.', '')}",
+        ]
         for platform in PLATFORMS:
             args += ["--platform", platform]
         for name, content in requirement_files.items():
@@ -62,15 +79,23 @@ def resolve_wheelhouse(home: Path, requirement_files: dict[str, str], python: st
             req_file.write_text(content)
             args += ["-r", str(req_file)]
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS,
-                                  env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, check=False)
+            proc = subprocess.run(
+                args,
+                capture_output=True,
+                text=True,
+                timeout=PIP_TIMEOUT_SECONDS,
+                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise TransientError(f"resolving wheels took longer than {PIP_TIMEOUT_SECONDS} s") from exc
         log = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if "is ignored" not in line)
         if proc.returncode != 0:
             if _NETWORK.search(log) and "No matching distribution" not in log:
-                raise TransientError("the package index is unreachable while resolving wheels",
-                                     diagnosis=diagnosis.dependency_failure(log, source_file))
+                raise TransientError(
+                    "the package index is unreachable while resolving wheels",
+                    diagnosis=diagnosis.dependency_failure(log, source_file),
+                )
             found = diagnosis.dependency_failure(log, source_file)
             raise PermanentError(found.summary, diagnosis=found)
         for req_file in staging.glob(".*.txt"):

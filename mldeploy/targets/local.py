@@ -66,9 +66,14 @@ class LocalDockerTarget:
             return None
         endpoint = f"http://127.0.0.1:{state.host_port}" if state.host_port else ""
         healthy = state.status == "running" and bool(endpoint) and self.probe.healthy(endpoint + "/")
-        return LiveService(service=service, fingerprint=state.labels.get(LABEL_FINGERPRINT, ""), endpoint=endpoint,
-                           image=state.labels.get("mldeploy.image", state.image), healthy=healthy,
-                           model=state.labels.get("mldeploy.model", ""))
+        return LiveService(
+            service=service,
+            fingerprint=state.labels.get(LABEL_FINGERPRINT, ""),
+            endpoint=endpoint,
+            image=state.labels.get("mldeploy.image", state.image),
+            healthy=healthy,
+            model=state.labels.get("mldeploy.model", ""),
+        )
 
     # --- roll-out ----------------------------------------------------------------------
     def _recover(self, service: str, on_line: LineSink) -> None:
@@ -92,34 +97,51 @@ class LocalDockerTarget:
             self.engine.start(previous.id)
 
     def _start(self, request: DeployRequest, name: str, host_port: int | None, restart: bool) -> str:
-        labels = {**request.labels, LABEL_SERVICE: request.service, LABEL_FINGERPRINT: request.fingerprint,
-                  "mldeploy.image": request.image}
+        labels = {
+            **request.labels,
+            LABEL_SERVICE: request.service,
+            LABEL_FINGERPRINT: request.fingerprint,
+            "mldeploy.image": request.image,
+        }
         mem = f"{int(request.memory_gb * 1024)}m" if request.memory_gb else None
-        return self.engine.run(request.image, name=name, labels=labels, environment=dict(request.environment),
-                               host_port=host_port, container_port=CONTAINER_PORT, mem_limit=mem, restart=restart)
+        return self.engine.run(
+            request.image,
+            name=name,
+            labels=labels,
+            environment=dict(request.environment),
+            host_port=host_port,
+            container_port=CONTAINER_PORT,
+            mem_limit=mem,
+            restart=restart,
+        )
 
     def _wait_healthy(self, container: str, timeout: float) -> tuple[Status, bool]:
         def observe() -> Status:
             state = self.engine.state(container)
             if state is None:
                 return container_status(status=None, restart_count=0, http_ok=False)
-            http_ok = state.status == "running" and state.host_port is not None and \
-                self.probe.healthy(f"http://127.0.0.1:{state.host_port}/", timeout=1.0)
+            http_ok = (
+                state.status == "running"
+                and state.host_port is not None
+                and self.probe.healthy(f"http://127.0.0.1:{state.host_port}/", timeout=1.0)
+            )
             return container_status(status=state.status, restart_count=state.restart_count, http_ok=http_ok)
 
         result = wait_until(observe, timeout, interval=self.poll_interval)
         return result.status, result.timed_out
 
-    def _failure(self, container: str, status: Status, timed_out: bool, request: DeployRequest,
-                 what: str) -> PermanentError:
+    def _failure(
+        self, container: str, status: Status, timed_out: bool, request: DeployRequest, what: str
+    ) -> PermanentError:
         log = diagnosis.redact(self.engine.logs(container, tail=LOG_TAIL), request.secrets)
         state = self.engine.state(container)
         if timed_out:
             found = diagnosis.health_timeout(request.health_timeout, log)
         else:
             memory = f"{request.memory_gb:g} GB" if request.memory_gb else ""
-            found = diagnosis.container_exit(state.exit_code if state else None, bool(state and state.oom_killed),
-                                             log, memory_limit=memory)
+            found = diagnosis.container_exit(
+                state.exit_code if state else None, bool(state and state.oom_killed), log, memory_limit=memory
+            )
         return PermanentError(f"{what}: {found.summary} ({status.reason})", diagnosis=found)
 
     def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome:

@@ -68,10 +68,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     log = (home / "server.log").open("w")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "true"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "true",
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     api = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 60
     while not _answers(f"{api}/health"):
@@ -116,8 +124,12 @@ class Service:
         (self.root / relative).write_text(text)
 
     def score(self, body: object, timeout: float = 10) -> tuple[int, Any]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/score", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/score",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
@@ -150,8 +162,9 @@ def deploy(service: Service, *extra: str) -> CliResult:
 
 
 @pytest.fixture
-def make_service(tmp_path: Path, real_engine: None, prefect_server: str,
-                 request: pytest.FixtureRequest) -> Iterator[Any]:
+def make_service(
+    tmp_path: Path, real_engine: None, prefect_server: str, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     created: list[Service] = []
 
     def make(example: str) -> Service:

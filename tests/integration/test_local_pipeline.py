@@ -36,8 +36,14 @@ def test_deploy_then_noop_then_score_change_rebuilds_only_the_last_layer(make_se
     assert len(summary["model"]["sha256"]) == 64
     assert summary["flow_run_id"]
     states = {s["name"]: s["state"] for s in summary["stages"]}
-    assert states == {"validate": "completed", "register": "completed", "build": "completed",
-                      "push": "skipped", "deploy": "completed", "smoke": "completed"}
+    assert states == {
+        "validate": "completed",
+        "register": "completed",
+        "build": "completed",
+        "push": "skipped",
+        "deploy": "completed",
+        "smoke": "completed",
+    }
     assert iris.score(IRIS_ROWS) == (200, {"predictions": ["setosa", "virginica"]})
     container = _live_container_id(iris.name)
 
@@ -50,11 +56,24 @@ def test_deploy_then_noop_then_score_change_rebuilds_only_the_last_layer(make_se
 
     old_layers = _layers(first.summary["image"]["ref"])
     token = uuid.uuid4().hex  # unique, so the engine's cache cannot hold this layer from an earlier run
-    iris.write("score.py", (iris.root / "score.py").read_text().replace(
-        'return {"predictions": [labels[int(i)] for i in model.predict(rows)]}',
-        f'return {{"predictions": [labels[int(i)] for i in model.predict(rows)], "served_by": "{token}"}}'))
-    iris.edit_spec(smoke=[{"request": IRIS_ROWS, "expect_status": 200,
-                           "expect": {"predictions": ["setosa", "virginica"], "served_by": token}}])
+    iris.write(
+        "score.py",
+        (iris.root / "score.py")
+        .read_text()
+        .replace(
+            'return {"predictions": [labels[int(i)] for i in model.predict(rows)]}',
+            f'return {{"predictions": [labels[int(i)] for i in model.predict(rows)], "served_by": "{token}"}}',
+        ),
+    )
+    iris.edit_spec(
+        smoke=[
+            {
+                "request": IRIS_ROWS,
+                "expect_status": 200,
+                "expect": {"predictions": ["setosa", "virginica"], "served_by": token},
+            }
+        ]
+    )
     changed = deploy(iris)
     assert changed.code == 0, changed.stderr + changed.stdout
     assert changed.summary["status"] == "succeeded"
@@ -78,9 +97,11 @@ def test_push_records_a_verified_digest_and_deploys_by_digest(make_service):
     assert image["digest"].startswith("sha256:")
     assert image["ref"] == f"{REGISTRY}/{diabetes.name}@{image['digest']}"
     tag = result.summary["image"]["ref"]
-    request = urllib.request.Request(f"http://{REGISTRY}/v2/{diabetes.name}/manifests/{image['digest']}",
-                                     method="HEAD", headers={"Accept": "application/vnd.docker.distribution"
-                                                             ".manifest.v2+json"})
+    request = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{diabetes.name}/manifests/{image['digest']}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.headers["Docker-Content-Digest"] == image["digest"]
     live = docker.from_env().containers.get(f"mldeploy-{diabetes.name}")

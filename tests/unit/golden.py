@@ -29,7 +29,12 @@ def assert_golden(actual: str, name: str) -> None:
         raise AssertionError(f"golden file {path} does not exist; create it with UPDATE_GOLDEN=1")
     expected = path.read_text(encoding="utf-8")
     if actual != expected:
-        diff = "".join(difflib.unified_diff(
-            expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-            fromfile=f"golden/{name}", tofile="rendered"))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"golden/{name}",
+                tofile="rendered",
+            )
+        )
         raise AssertionError(f"{name} differs from the golden file (rerun with UPDATE_GOLDEN=1 to accept):\n{diff}")

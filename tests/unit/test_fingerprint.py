@@ -42,7 +42,9 @@ def test_same_content_in_a_different_creation_order_has_the_same_hash(tmp_path: 
 
 
 def test_folder_location_does_not_matter(tmp_path: Path) -> None:
-    assert hash_content(_make(tmp_path / "x", FILES)).sha256 == hash_content(_make(tmp_path / "y" / "z", FILES)).sha256
+    here = hash_content(_make(tmp_path / "x", FILES))
+    there = hash_content(_make(tmp_path / "y" / "z", FILES))
+    assert here.sha256 == there.sha256
 
 
 def test_one_changed_byte_changes_the_hash(tmp_path: Path) -> None:
@@ -73,9 +75,14 @@ def test_an_added_empty_file_changes_the_hash(tmp_path: Path) -> None:
 def test_python_caches_are_not_content(tmp_path: Path) -> None:
     clean = hash_content(_make(tmp_path / "a", FILES))
     with_caches = _make(tmp_path / "b", FILES)
-    _make(with_caches, {"__pycache__/score.cpython-311.pyc": b"\x00bytecode",
-                        "sub/helper.pyc": b"\x00more",
-                        ".pytest_cache/v/cache": b"{}"})
+    _make(
+        with_caches,
+        {
+            "__pycache__/score.cpython-311.pyc": b"\x00bytecode",
+            "sub/helper.pyc": b"\x00more",
+            ".pytest_cache/v/cache": b"{}",
+        },
+    )
     assert hash_content(with_caches) == clean
     assert all("__pycache__" not in str(p) and not p.name.endswith(".pyc") for p in iter_files(with_caches))
 

@@ -68,7 +68,8 @@ def test_new_bytes_give_version_2(registry: ModelRegistry, model_file: Path) -> 
     assert registry.get("diabetes").version == 2
     assert registry.get("diabetes", 1).sha256 != registry.get("diabetes", 2).sha256
     # the first version's files are untouched
-    assert (registry.files_path(registry.get("diabetes", 1)) / model_file.name).read_bytes() == b"first model bytes"
+    first_copy = registry.files_path(registry.get("diabetes", 1)) / model_file.name
+    assert first_copy.read_bytes() == b"first model bytes"
 
 
 def test_going_back_to_old_bytes_reuses_the_old_version(registry: ModelRegistry, model_file: Path) -> None:
@@ -124,8 +125,9 @@ def test_a_leftover_temp_folder_is_never_a_version_and_is_cleaned(registry: Mode
     assert _version_dirs(registry, "diabetes") == ["1"]
 
 
-def test_a_failed_copy_leaves_no_version(registry: ModelRegistry, model_file: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_copy_leaves_no_version(
+    registry: ModelRegistry, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
@@ -138,8 +140,9 @@ def test_a_failed_copy_leaves_no_version(registry: ModelRegistry, model_file: Pa
     assert registry.register("diabetes", model_file).model.version == 1
 
 
-def test_a_model_that_changes_while_copied_is_not_registered(registry: ModelRegistry, model_file: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_that_changes_while_copied_is_not_registered(
+    registry: ModelRegistry, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_copy2 = shutil.copy2
 
     def copy_then_change(src: Path, dst: Path) -> object:
@@ -177,8 +180,9 @@ def test_model_card_round_trips(registry: ModelRegistry, model_file: Path) -> No
     assert model.to_dict()["files"] == ["sklearn_regression_model.pkl"]
 
 
-def test_concurrent_registrations_of_the_same_new_bytes_make_one_version(registry: ModelRegistry,
-                                                                         model_file: Path) -> None:
+def test_concurrent_registrations_of_the_same_new_bytes_make_one_version(
+    registry: ModelRegistry, model_file: Path
+) -> None:
     threads_count = 8
     barrier = threading.Barrier(threads_count)
     results: list[tuple[int, bool]] = []
@@ -204,8 +208,9 @@ def test_concurrent_registrations_of_the_same_new_bytes_make_one_version(registr
     assert _version_dirs(registry, "diabetes") == ["1"]
 
 
-def test_concurrent_registrations_of_different_bytes_get_distinct_versions(registry: ModelRegistry,
-                                                                           tmp_path: Path) -> None:
+def test_concurrent_registrations_of_different_bytes_get_distinct_versions(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
     sources = []
     for index in range(6):
         path = tmp_path / f"src{index}" / "model.pkl"

@@ -67,9 +67,7 @@ class Server:
         finally:
             conn.close()
 
-    def post(
-        self, body: bytes | str, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
+    def post(self, body: bytes | str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         return self.request("POST", "/score", body, headers)
 
     def wait_for_log(self, needle: str, stream: str = "stderr", timeout: float = 5.0) -> str:
@@ -98,9 +96,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         port = _free_port()
         n = len(procs)
         out_path, err_path = tmp_path / f"server{n}.out", tmp_path / f"server{n}.err"
-        full_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "MLDEPLOY_"))
-        }
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "MLDEPLOY_"))}
         full_env.update(
             {
                 "PYTHONPATH": str(RUNTIME),
@@ -179,9 +175,9 @@ def test_raw_script_scores_and_serves_health(start_server: StartServer) -> None:
     assert isinstance(info["init_seconds"], float) and info["init_seconds"] >= 0
 
     # marker line with the port, and prints from init()/run() reach stdout at once (line-buffered)
-    assert re.search(
-        rf"^mldeploy-runtime: init\(\) done in \d+\.\d+s; serving on port {s.port}$", s.stderr, re.M
-    ), s.stderr
+    assert re.search(rf"^mldeploy-runtime: init\(\) done in \d+\.\d+s; serving on port {s.port}$", s.stderr, re.M), (
+        s.stderr
+    )
     out = s.wait_for_log("run: got 9 characters", stream="stdout")
     assert "init: loaded model with 3 weights" in out
     assert "run: got 9 characters" in out
@@ -421,9 +417,7 @@ def test_scoring_timeout_and_request_headers(start_server: StartServer) -> None:
     status, _, body = s.post("sleep")
     assert time.monotonic() - started < 5
     assert status == 500 and json.loads(body)["message"] == "Scoring timeout after 300 ms"
-    assert "run() failed: did not finish within SCORING_TIMEOUT_MS=300" in s.wait_for_log(
-        "SCORING_TIMEOUT_MS"
-    )
+    assert "run() failed: did not finish within SCORING_TIMEOUT_MS=300" in s.wait_for_log("SCORING_TIMEOUT_MS")
     assert s.request("GET", "/")[0] == 200
 
 

@@ -22,11 +22,7 @@ def model_mod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Modul
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AZUREML_MODEL_DIR", raising=False)
-    saved = {
-        k: v
-        for k, v in sys.modules.items()
-        if k == "azureml" or k.startswith(("azureml.", "mldeploy_runtime"))
-    }
+    saved = {k: v for k, v in sys.modules.items() if k == "azureml" or k.startswith(("azureml.", "mldeploy_runtime"))}
     for k in saved:
         del sys.modules[k]
     try:

@@ -72,6 +72,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 # --- the examples ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("example", ["diabetes", "iris"])
 def test_examples_are_valid(trained_examples: Path, example: str) -> None:
     spec = load_spec(trained_examples / example / "service.yaml")
@@ -109,6 +110,7 @@ def test_valid_fixture_parses_every_section() -> None:
 
 
 # --- every problem at once -------------------------------------------------------------------------
+
 
 def test_many_problems_are_reported_all_at_once() -> None:
     spec_file = str((SPECS / "many_problems" / "service.yaml").resolve())
@@ -181,6 +183,7 @@ def test_empty_environment_section_names_no_environment(workdir: Path) -> None:
 
 # --- the conda file is checked at validate -------------------------------------------------------
 
+
 def test_conda_only_package_is_reported_with_the_conda_file_and_entry() -> None:
     (problem,) = _problems(SPECS / "conda_only" / "service.yaml")
     assert problem.file == str((SPECS / "conda_only" / "env.yml").resolve())
@@ -217,16 +220,16 @@ HOSTILE = ["numpy; whoami", "$(id)", "`id`", "x\nRUN id", "with space", "svc\n",
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
-@pytest.mark.parametrize("field", ["name", "model.name", "environment.base_image", "registry.url",
-                                   "environment.python", "target.namespace"])
+@pytest.mark.parametrize(
+    "field", ["name", "model.name", "environment.base_image", "registry.url", "environment.python", "target.namespace"]
+)
 def test_hostile_values_are_refused(workdir: Path, field: str, value: str) -> None:
     path = _write(workdir, _set(_base(), field, value))
     problems = _problems(path)
     assert field in _fields(problems)
 
 
-@pytest.mark.parametrize("value", ["numpy; whoami.py", "$(id).py", "`id`.py", "my score.py", "score.py\n"],
-                         ids=repr)
+@pytest.mark.parametrize("value", ["numpy; whoami.py", "$(id).py", "`id`.py", "my score.py", "score.py\n"], ids=repr)
 def test_hostile_entry_script_names_are_refused_even_when_the_file_exists(workdir: Path, value: str) -> None:
     shutil.copy(workdir / "score.py", workdir / value)
     path = _write(workdir, _set(_base(), "entry_script", value))
@@ -258,8 +261,11 @@ def test_nul_byte_in_a_path_is_a_problem_not_a_crash(workdir: Path, value: str) 
 def test_unquoted_python_version_is_refused_not_misread(workdir: Path) -> None:
     # YAML reads `python: 3.10` as the number 3.1; building on Python 3.1 is never what was meant
     path = workdir / "service.yaml"
-    path.write_text((VALID / "service.yaml").read_text().replace(
-        "  requirements: requirements.txt\n", "  requirements: requirements.txt\n  python: 3.10\n"))
+    path.write_text(
+        (VALID / "service.yaml")
+        .read_text()
+        .replace("  requirements: requirements.txt\n", "  requirements: requirements.txt\n  python: 3.10\n")
+    )
     (problem,) = _problems(path)
     assert problem.field == "environment.python"
     assert "quote" in problem.fix
@@ -270,25 +276,34 @@ def test_quoted_python_version_is_accepted(workdir: Path) -> None:
     assert spec.environment.python == "3.10"
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("target.port", "8890"),
-    ("target.port", 70000),
-    ("target.port", True),
-    ("target.replicas", 0),
-    ("target.cpu_cores", "lots"),
-    ("deploy.debug", "yes"),
-    ("smoke", {"request": 1}),
-    ("environment.variables", ["A=1"]),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("target.port", "8890"),
+        ("target.port", 70000),
+        ("target.port", True),
+        ("target.replicas", 0),
+        ("target.cpu_cores", "lots"),
+        ("deploy.debug", "yes"),
+        ("smoke", {"request": 1}),
+        ("environment.variables", ["A=1"]),
+    ],
+)
 def test_wrong_types_and_ranges_are_refused(workdir: Path, field: str, value: Any) -> None:
     path = _write(workdir, _set(_base(), field, value))
     assert field in _fields(_problems(path))
 
 
 def test_bad_smoke_items_are_named_by_index(workdir: Path) -> None:
-    data = _set(_base(), "smoke", [{"request": {}, "expect_status": 200},
-                                   {"expect_status": 200},
-                                   {"request": "x", "expect_status": 999, "colour": "red"}])
+    data = _set(
+        _base(),
+        "smoke",
+        [
+            {"request": {}, "expect_status": 200},
+            {"expect_status": 200},
+            {"request": "x", "expect_status": 999, "colour": "red"},
+        ],
+    )
     fields = _fields(_problems(_write(workdir, data)))
     assert fields.count("smoke[1].request") == 1
     assert "smoke[2].expect_status" in fields
@@ -311,6 +326,7 @@ def test_remote_target_needs_a_registry(workdir: Path) -> None:
 
 
 # --- the --target override -----------------------------------------------------------------------
+
 
 def test_target_override_replaces_the_kind() -> None:
     assert load_spec(VALID / "service.yaml").target.kind == "local"
@@ -347,6 +363,7 @@ def test_with_target() -> None:
 
 
 # --- SpecError travels through Prefect (pickled) -------------------------------------------------
+
 
 def test_spec_error_pickles_with_its_problems_and_diagnosis() -> None:
     with pytest.raises(SpecError) as caught:

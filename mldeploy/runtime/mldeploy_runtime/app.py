@@ -182,9 +182,7 @@ def make_app(
             )
             log_raw(traceback.format_exc())
             msg = f"Scoring timeout after {settings.scoring_timeout_ms} ms"
-            await respond(
-                send, 500, _error_body(msg), JSON, extra=[*rid, (b"x-ms-run-function-failed", b"True")]
-            )
+            await respond(send, 500, _error_body(msg), JSON, extra=[*rid, (b"x-ms-run-function-failed", b"True")])
             return
         except Exception as ex:
             log(f"run() failed: {type(ex).__name__} (request id {request_id})")
@@ -192,9 +190,7 @@ def make_app(
             msg = RUN_FAILED_MSG
             if debug:
                 msg = f"{RUN_FAILED_MSG} {type(ex).__name__}: {ex}\n{traceback.format_exc()}"
-            await respond(
-                send, 500, _error_body(msg), JSON, extra=[*rid, (b"x-ms-run-function-failed", b"True")]
-            )
+            await respond(send, 500, _error_body(msg), JSON, extra=[*rid, (b"x-ms-run-function-failed", b"True")])
             return
         elapsed = f"{(perf() - started) * 1000:.3f}".encode()
 

@@ -68,9 +68,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         app_root = env.get("AML_APP_ROOT") or DEFAULT_APP_ROOT
         entry_script = env.get("AZUREML_ENTRY_SCRIPT") or DEFAULT_ENTRY_SCRIPT
-        entry_script_path = (
-            entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
-        )
+        entry_script_path = entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
         source_dir = env.get("AZUREML_SOURCE_DIRECTORY") or None
         if source_dir and not os.path.isabs(source_dir):
             source_dir = os.path.join(app_root, source_dir)

@@ -151,16 +151,12 @@ def _openapi3(title: str, version: str, prefix: str, inp: Any, out: Any, openapi
                     "security": [{"Bearer": []}],
                     "requestBody": {
                         "description": _INPUT_DESC,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/ServiceInput"}}
-                        },
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceInput"}}},
                     },
                     "responses": {
                         "200": {
                             "description": _OK_DESC,
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/ServiceOutput"}}
-                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceOutput"}}},
                         },
                         "default": err,
                     },
@@ -258,9 +254,7 @@ class SwaggerDocs:
                 if canonical == "2":
                     doc = _swagger2(title, version, prefix, inp, out)
                 else:
-                    doc = _openapi3(
-                        title, version, prefix, inp, out, "3.1.0" if canonical == "3.1" else "3.0.3"
-                    )
+                    doc = _openapi3(title, version, prefix, inp, out, "3.1.0" if canonical == "3.1" else "3.0.3")
             if doc is not None:
                 try:
                     self.docs[canonical] = json.dumps(doc).encode()

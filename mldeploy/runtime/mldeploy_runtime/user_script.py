@@ -179,9 +179,7 @@ class UserScript:
             else:
                 args, kwargs = (), {self._first_name: req}
         if self.wants_headers:
-            kwargs["request_headers"] = {
-                k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-            }
+            kwargs["request_headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         return args, kwargs
 
     def _schema_kwargs(self, body: bytes, content_type: str | None) -> dict[str, Any]:
