@@ -67,8 +67,13 @@ def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]], *, re
 
 
 @flow(name="deploy-model", flow_run_name=_run_name)
-def deploy_model(spec_path: str, target: str | None = None, force: bool = False) -> Any:
-    """Deploy the service described by ``spec_path``; returns the run summary (see README)."""
+def deploy_model(spec_path: str, target: str | None = None, force: bool = False, no_cache: bool = False) -> Any:
+    """Deploy the service described by ``spec_path``; returns the run summary (see README).
+
+    ``target`` overrides target.kind; ``force`` deploys even when nothing changed; ``no_cache``
+    rebuilds every image layer (implies ``force``).
+    """
+    force = force or no_cache
     ui_url = flow_run.get_flow_run_ui_url()
     summary = RunSummary(
         flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
@@ -89,7 +94,9 @@ def deploy_model(spec_path: str, target: str | None = None, force: bool = False)
             summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
             summary.skip_rest("nothing changed since the last successful deploy")
             return Completed(message="no-op: nothing changed", data=summary.to_dict())
-        built = _stage(summary, "build", lambda: build_image(spec, model, result.plan, return_state=True))
+        built = _stage(
+            summary, "build", lambda: build_image(spec, model, result.plan, no_cache=no_cache, return_state=True)
+        )
         summary.stages["build"].update(
             steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
         )

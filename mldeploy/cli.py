@@ -79,7 +79,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     progress.set_reporter(report)
     state = cast(
         "State[Any]",
-        deploy_model(spec_path=os.path.abspath(args.spec), target=args.target, force=args.force, return_state=True),
+        deploy_model(
+            spec_path=os.path.abspath(args.spec),
+            target=args.target,
+            force=args.force,
+            no_cache=args.no_cache,
+            return_state=True,
+        ),
     )
     data: Any = state.result(raise_on_failure=False)
     summary: dict[str, Any] = data if isinstance(data, dict) else {}
@@ -194,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--target", choices=("local", "aci", "kubernetes"), help="override target.kind")
     deploy.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     deploy.add_argument("--force", action="store_true", help="deploy even when nothing changed")
+    deploy.add_argument("--no-cache", action="store_true", help="rebuild every image layer (implies --force)")
     deploy.add_argument("--verbose", "-v", action="store_true", help="show every Prefect log line")
     deploy.set_defaults(func=cmd_deploy)
     validate = sub.add_parser("validate", help="check a service spec without deploying")

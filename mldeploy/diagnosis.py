@@ -169,6 +169,8 @@ def registry_unavailable(registry: str, message: str) -> Diagnosis:
 _CANNOT_FIND = re.compile(r"mldeploy-runtime: init\(\) could not find (?P<path>.+)$", re.MULTILINE)
 _NO_SUCH_FILE = re.compile(r"No such file or directory: '(?P<path>[^']+)'")
 _LISTING = re.compile(r"mldeploy-runtime: AZUREML_MODEL_DIR=(?P<dir>\S+) contains:\n(?P<body>(?:  .*\n?)*)")
+_IMPORT_FAILED = re.compile(r"mldeploy-runtime: entry script \S+ failed to import")
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '(?P<name>[^']+)'")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n|\n)*\S.*")
 
 
@@ -200,6 +202,20 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
             f"{last_traceback(log)}\n\n{folder} contains:\n{contents}",
             "build the path from AZUREML_MODEL_DIR and the registered file or folder name, e.g. "
             "os.path.join(os.getenv('AZUREML_MODEL_DIR'), '<model file>'); the listing shows what is there",
+            "deploy",
+        )
+    if _IMPORT_FAILED.search(log):  # the script's top level raised, before init() was called
+        module = _NO_MODULE.search(log)
+        return Diagnosis(
+            Code.INIT_FAILED,
+            f"the entry script failed to import (code {exit_code})"
+            + (f": no module named {module.group('name')!r}" if module else ""),
+            last_traceback(log),
+            f"add the package that provides {module.group('name')!r} to the environment file (the pip: section "
+            "of the conda file, or the requirements file)"
+            if module
+            else "fix the error at the top level of the scoring script (traceback above); it runs on import, "
+            "before init()",
             "deploy",
         )
     if "mldeploy-runtime: init() failed" in log or "Traceback" in log:

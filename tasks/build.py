@@ -51,7 +51,11 @@ def _attach_log(spec: ServiceSpec, log_file: Path, text: str) -> None:
 @task(name="build", task_run_name="build {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("build", lambda spec, *a, **k: spec.name)
 def build_image(
-    spec: ServiceSpec, model: ModelVersion, plan: BuildPlan, engine: DockerEngine | None = None
+    spec: ServiceSpec,
+    model: ModelVersion,
+    plan: BuildPlan,
+    engine: DockerEngine | None = None,
+    no_cache: bool = False,
 ) -> BuiltImage:
     settings = Settings.load()
     engine = engine or DockerEngine()
@@ -90,7 +94,7 @@ def build_image(
                 LABEL_MODEL: model.label,
                 "mldeploy.model.sha256": model.sha256,
             }
-            result = engine.build(Path(context), plan.local_ref, labels, on_line)
+            result = engine.build(Path(context), plan.local_ref, labels, on_line, no_cache=no_cache)
     except MldeployError as exc:
         # A dependency failure happens before the engine build: its pip output is the log.
         if exc.diagnosis is not None and exc.diagnosis.detail not in "\n".join(lines):

@@ -117,7 +117,9 @@ class DockerEngine:
             )
         return bytes(out).decode().strip()
 
-    def build(self, context: Path, tag: str, labels: dict[str, str], on_line: LineSink = _noop) -> BuildResult:
+    def build(
+        self, context: Path, tag: str, labels: dict[str, str], on_line: LineSink = _noop, *, no_cache: bool = False
+    ) -> BuildResult:
         lines: list[str] = []
         image_id = ""
         steps = cached = 0
@@ -132,6 +134,7 @@ class DockerEngine:
                 forcerm=True,
                 decode=True,
                 pull=False,
+                nocache=no_cache,
                 timeout=BUILD_TIMEOUT_SECONDS,
             )
             for event in stream:

@@ -116,6 +116,21 @@ mldeploy-runtime: AZUREML_MODEL_DIR=/var/azureml-app/azureml-models/m/1 contains
 mldeploy-runtime: exiting with code 3
 """
 
+IMPORT_FAILS = """\
+mldeploy-runtime: entry script /var/azureml-app/score.py failed to import
+Traceback (most recent call last):
+  File "/opt/mldeploy/runtime/mldeploy_runtime/user_script.py", line 103, in load
+    spec.loader.exec_module(module)
+  File "<frozen importlib._bootstrap_external>", line 940, in exec_module
+  File "<frozen importlib._bootstrap>", line 241, in _call_with_frames_removed
+  File "/var/azureml-app/score.py", line 3, in <module>
+    import torch
+ModuleNotFoundError: No module named 'torch'
+mldeploy-runtime: AZUREML_MODEL_DIR=/var/azureml-app/azureml-models/m/1 contains:
+  model.pt
+mldeploy-runtime: exiting with code 3
+"""
+
 RUN_RAISES = """\
 mldeploy-runtime: init() done in 0.412s; serving on port 5001
 mldeploy-runtime: run() failed: KeyError (request id 3f2a)
@@ -229,6 +244,22 @@ def test_init_failure_shows_the_traceback() -> None:
     assert diagnosis.detail.startswith("Traceback (most recent call last):")
     assert diagnosis.detail.endswith("KeyError: 'MODEL_FLAVOUR'")
     assert "init()" in diagnosis.hint
+
+
+def test_a_missing_module_at_import_points_at_the_environment_file() -> None:
+    diagnosis = container_exit(3, False, IMPORT_FAILS)
+    assert diagnosis.code is Code.INIT_FAILED
+    assert diagnosis.summary == "the entry script failed to import (code 3): no module named 'torch'"
+    assert diagnosis.detail.endswith("ModuleNotFoundError: No module named 'torch'")
+    assert "'torch'" in diagnosis.hint and "environment file" in diagnosis.hint
+
+
+def test_another_import_time_error_points_at_the_top_level_of_the_script() -> None:
+    log = IMPORT_FAILS.replace("ModuleNotFoundError: No module named 'torch'", "NameError: name 'np' is not defined")
+    diagnosis = container_exit(3, False, log)
+    assert diagnosis.code is Code.INIT_FAILED
+    assert diagnosis.summary == "the entry script failed to import (code 3)"
+    assert "top level" in diagnosis.hint
 
 
 def test_exit_without_a_traceback() -> None:

@@ -276,6 +276,13 @@ def test_quoted_python_version_is_accepted(workdir: Path) -> None:
     assert spec.environment.python == "3.10"
 
 
+@pytest.mark.parametrize("value", ["3.11\n", "3.11 ", "3.11-slim", "3.11; whoami", "2.7", "3"], ids=repr)
+def test_python_version_must_be_exactly_major_minor(workdir: Path, value: str) -> None:
+    # environment.python becomes the base image python:<version>-slim and pip's --python-version
+    (problem,) = _problems(_write(workdir, _set(_base(), "environment.python", value)))
+    assert problem.field == "environment.python"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
