@@ -137,18 +137,31 @@ def main() -> int:
 
     med = statistics.median
     rows = [
-        ("cold deploy, warm wheelhouse (CLI wall)", cold_wall, TARGETS["cold"],
-         f"build {cold_stages['build']:.1f} s, push {cold_stages['push']:.1f} s, deploy {cold_stages['deploy']:.1f} s"),
+        (
+            "cold deploy, warm wheelhouse (CLI wall)",
+            cold_wall,
+            TARGETS["cold"],
+            f"build {cold_stages['build']:.1f} s, push {cold_stages['push']:.1f} s, deploy {cold_stages['deploy']:.1f} s",
+        ),
         ("no-op redeploy (CLI wall, median)", med(noop_wall), None, "includes ~2.5 s of Python + Prefect import"),
         ("no-op redeploy (flow run, median)", med(noop_flow), TARGETS["noop"], "as recorded by the Prefect server"),
-        ("score.py-only redeploy, live (CLI wall, median)", med(score_wall), TARGETS["score_only"],
-         f"build {med(score_build):.1f} s; only the app layer rebuilt"),
+        (
+            "score.py-only redeploy, live (CLI wall, median)",
+            med(score_wall),
+            TARGETS["score_only"],
+            f"build {med(score_build):.1f} s; only the app layer rebuilt",
+        ),
         ("image size (MB)", size, None, "diabetes example on the local base image"),
     ]
     header = ("case", "measured", "target", "ok", "notes")
+
+    def verdict(value: float, target: float | None) -> str:
+        if target is None:
+            return "—"
+        return "yes" if value <= target else "NO"
+
     table = [
-        (name, f"{value:.2f}", f"≤ {target:g} s" if target else "—", ("yes" if value <= target else "NO") if target else "—",
-         note)
+        (name, f"{value:.2f}", f"≤ {target:g} s" if target else "—", verdict(value, target), note)
         for name, value, target, note in rows
     ]
     if args.markdown:
