@@ -141,7 +141,7 @@ def main() -> int:
             "cold deploy, warm wheelhouse (CLI wall)",
             cold_wall,
             TARGETS["cold"],
-            f"build {cold_stages['build']:.1f} s, push {cold_stages['push']:.1f} s, deploy {cold_stages['deploy']:.1f} s",
+            ", ".join(f"{stage} {cold_stages[stage]:.1f} s" for stage in ("build", "push", "deploy")),
         ),
         ("no-op redeploy (CLI wall, median)", med(noop_wall), None, "includes ~2.5 s of Python + Prefect import"),
         ("no-op redeploy (flow run, median)", med(noop_flow), TARGETS["noop"], "as recorded by the Prefect server"),
