@@ -7,10 +7,11 @@ into the run summary, stops at the first failed stage and ends the run Failed wi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow
 from prefect.client.schemas.objects import State
@@ -18,15 +19,20 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from mldeploy import progress
-from mldeploy.orchestration import diagnosis_of
-from mldeploy.summary import RunSummary
+from mldeploy.errors import SpecError
+from mldeploy.orchestration import diagnosis_of, keep_secrets, scrub
+from mldeploy.spec import secret_values
+from mldeploy.summary import STAGES, RunSummary
 from tasks.build import build_image
 from tasks.deploy import deploy_service
 from tasks.plan import plan_deployment
 from tasks.push import push_image
 from tasks.register import register_model
+from tasks.resume import build_is_stale, push_is_stale, register_is_stale
 from tasks.smoke import smoke_test
 from tasks.validate import validate_spec
+
+T = TypeVar("T")
 
 
 class StageFailed(Exception):
@@ -58,30 +64,55 @@ def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]], *, re
     state = call()
     seconds = time.monotonic() - started
     if state.is_completed():
-        summary.stage(name, "completed", seconds)
-        progress.report(name, "completed", seconds)
+        outcome = "cached" if state.name == "Cached" else "completed"
+        summary.stage(name, outcome, seconds)
+        progress.report(name, outcome, seconds)
         return state.result()
     summary.stage(name, "failed", seconds)
     progress.report(name, "failed", seconds)
     raise StageFailed(name, state.result(raise_on_failure=False))
 
 
+def _fresh(task: T, stage: str, from_stage: str | None, stale: Callable[[], bool] = lambda: False) -> T:
+    """The stage's task, told to ignore cached results when the run restarts at or before it,
+    or when what the cached run produced is gone."""
+    if (from_stage is not None and STAGES.index(stage) >= STAGES.index(from_stage)) or stale():
+        return task.with_options(refresh_cache=True)  # type: ignore[attr-defined, no-any-return]
+    return task
+
+
 @flow(name="deploy-model", flow_run_name=_run_name)
-def deploy_model(spec_path: str, target: str | None = None, force: bool = False, no_cache: bool = False) -> Any:
+def deploy_model(
+    spec_path: str,
+    target: str | None = None,
+    force: bool = False,
+    no_cache: bool = False,
+    from_stage: str | None = None,
+) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README).
 
     ``target`` overrides target.kind; ``force`` deploys even when nothing changed; ``no_cache``
-    rebuilds every image layer (implies ``force``).
+    rebuilds every image layer (implies ``force``). Finished stages of an earlier run with the
+    same inputs are reused (Cached); ``from_stage`` re-executes that stage and every later one.
     """
-    force = force or no_cache
+    if from_stage is not None and from_stage not in STAGES:
+        raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, not {from_stage!r}")
+    force = force or no_cache or from_stage is not None
     ui_url = flow_run.get_flow_run_ui_url()
     summary = RunSummary(
         flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
     )
     try:
-        spec = _stage(summary, "validate", lambda: validate_spec(spec_path, target, return_state=True))
+        validate = _fresh(validate_spec, "validate", from_stage)
+        spec = _stage(summary, "validate", lambda: validate(spec_path, target, return_state=True))
         summary.service = spec.name
-        model = _stage(summary, "register", lambda: register_model(spec, return_state=True))
+        try:  # secret values are known from here on, and scrubbed from every log, artifact and error
+            keep_secrets(list(secret_values(spec, os.environ).values()))
+        except SpecError as exc:
+            summary.stage("validate", "failed")
+            raise StageFailed("validate", exc) from None
+        register = _fresh(register_model, "register", from_stage, lambda: register_is_stale(spec))
+        model = _stage(summary, "register", lambda: register(spec, return_state=True))
         summary.model = {"name": model.name, "version": model.version, "sha256": model.sha256}
         # Planning (base image, environment, no-op check) belongs to the build stage.
         result = _stage(
@@ -94,13 +125,13 @@ def deploy_model(spec_path: str, target: str | None = None, force: bool = False,
             summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
             summary.skip_rest("nothing changed since the last successful deploy")
             return Completed(message="no-op: nothing changed", data=summary.to_dict())
-        built = _stage(
-            summary, "build", lambda: build_image(spec, model, result.plan, no_cache=no_cache, return_state=True)
-        )
+        build = _fresh(build_image, "build", from_stage, lambda: build_is_stale(result.plan))
+        built = _stage(summary, "build", lambda: build(spec, model, result.plan, no_cache=no_cache, return_state=True))
         summary.stages["build"].update(
             steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
         )
-        pushed = _stage(summary, "push", lambda: push_image(spec, result.plan, built, return_state=True))
+        push = _fresh(push_image, "push", from_stage, lambda: push_is_stale(spec, result.plan))
+        pushed = _stage(summary, "push", lambda: push(spec, result.plan, built, return_state=True))
         summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
         if not pushed.pushed:
             summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
@@ -113,7 +144,7 @@ def deploy_model(spec_path: str, target: str | None = None, force: bool = False,
     except StageFailed as failure:
         summary.status = "failed"
         summary.failed_stage = failure.stage
-        summary.diagnosis = diagnosis_of(failure.stage, failure.exc).to_dict()
+        summary.diagnosis = {k: scrub(v) for k, v in diagnosis_of(failure.stage, failure.exc).to_dict().items()}
         summary.skip_rest(f"{failure.stage} failed")
         return Failed(message=f"{failure.stage} failed: {summary.diagnosis['summary']}", data=summary.to_dict())
     summary.status = "succeeded"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 EXIT_OK, EXIT_STAGE_FAILED, EXIT_SPEC_INVALID = 0, 1, 2
-SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "skipped": "-"}
+SYMBOLS = {"running": "…", "completed": "✓", "cached": "↺", "failed": "✗", "skipped": "-"}
 
 
 def _print_diagnosis(summary: dict[str, Any], out: TextIO) -> None:
@@ -84,6 +84,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             target=args.target,
             force=args.force,
             no_cache=args.no_cache,
+            from_stage=args.from_stage,
             return_state=True,
         ),
     )
@@ -201,6 +202,11 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     deploy.add_argument("--force", action="store_true", help="deploy even when nothing changed")
     deploy.add_argument("--no-cache", action="store_true", help="rebuild every image layer (implies --force)")
+    deploy.add_argument(
+        "--from-stage",
+        choices=("validate", "register", "build", "push", "deploy", "smoke"),
+        help="re-execute this stage and every later one instead of reusing finished stages",
+    )
     deploy.add_argument("--verbose", "-v", action="store_true", help="show every Prefect log line")
     deploy.set_defaults(func=cmd_deploy)
     validate = sub.add_parser("validate", help="check a service spec without deploying")

@@ -73,3 +73,29 @@ def fingerprint(parts: dict[str, Any]) -> str:
     """sha256 of a JSON-canonical mapping of inputs."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+SKIP_DIRS = CACHE_DIRS | {".git", ".venv", "node_modules"}
+
+
+def stat_fingerprint(path: Path) -> str:
+    """A cheap fingerprint from names, sizes and modification times (no reading): any edit changes it.
+
+    Used as a resume key for stages whose real output is checked separately; content hashes stay
+    the identity of models and images.
+    """
+    digest = hashlib.sha256()
+    paths = [path] if path.is_file() else []
+    if path.is_dir():
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            paths += [Path(dirpath) / name for name in sorted(filenames) if not name.endswith(".pyc")]
+    for file in paths:
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        digest.update(
+            f"{file.relative_to(path) if path.is_dir() else file.name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()

@@ -12,48 +12,93 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.tasks import Task, exponential_backoff
 
 from mldeploy import diagnosis
-from mldeploy.errors import MldeployError, is_transient
+from mldeploy.errors import MldeployError, PermanentError, is_transient
 
 P = ParamSpec("P")
 R = TypeVar("R")
 MAX_ARTIFACT_CHARS = 400_000
 
 
+RETRY_ATTEMPTS = 3
+RETRY_BUDGET_SECONDS = 300.0  # no retry starts after this long since the stage's first attempt
+
+
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect's retry_condition_fn: retry only errors an adapter classified as transient."""
+    """Prefect's retry_condition_fn: retry only errors an adapter classified as transient,
+    and only while the stage's time budget lasts (attempts are bounded by ``retries``)."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:  # the result itself could not be read: do not retry blindly
         return False
-    return isinstance(exc, BaseException) and is_transient(exc)
+    if not (isinstance(exc, BaseException) and is_transient(exc)):
+        return False
+    started = task_run.start_time
+    if started is not None:
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        if elapsed > RETRY_BUDGET_SECONDS:
+            logger().warning("not retrying: the stage has used its %.0f s retry budget", RETRY_BUDGET_SECONDS)
+            return False
+    return True
 
 
-# Options every stage task shares. Side-effecting stages never use Prefect's input-hash cache.
-STAGE_TASK_OPTIONS: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_if_transient,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
+CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str | None]
 
 
-def logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+def stage_options(cache_key_fn: CacheKeyFn | None = None) -> dict[str, Any]:
+    """Options every stage task shares. A stage is cached only under a content key chosen on purpose
+    (``cache_key_fn`` returns None when the artifact it produced is gone); never by input hash."""
+    options: dict[str, Any] = {
+        "retries": RETRY_ATTEMPTS,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+        "retry_jitter_factor": 0.5,
+        "retry_condition_fn": retry_if_transient,
+    }
+    if cache_key_fn is None:
+        options.update(cache_policy=NO_CACHE, persist_result=False)
+    else:
+        options.update(cache_key_fn=cache_key_fn, persist_result=True, result_serializer="pickle")
+    return options
+
+
+STAGE_TASK_OPTIONS = stage_options()
+
+# --- secrets: known values are scrubbed from every log line, artifact and error we emit ---
+_secrets: set[str] = set()
+
+
+def keep_secrets(values: Sequence[str]) -> None:
+    _secrets.update(v for v in values if v)
+
+
+def scrub(text: str) -> str:
+    return diagnosis.redact(text, _secrets) if _secrets else text
+
+
+class _ScrubbingAdapter(logging.LoggerAdapter[Any]):
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        self.logger.log(level, scrub(text), **kwargs)
+
+
+def logger() -> logging.LoggerAdapter[Any]:
     try:
-        return get_run_logger()
+        base: Any = get_run_logger()
     except MissingContextError:
-        return logging.getLogger("mldeploy")
+        base = logging.getLogger("mldeploy")
+    return _ScrubbingAdapter(base, {})
 
 
 def artifact_key(*parts: str) -> str:
@@ -62,6 +107,11 @@ def artifact_key(*parts: str) -> str:
 
 
 def _attach(create: Callable[..., Any], **kwargs: Any) -> None:
+    for name in ("markdown", "link_text", "description"):
+        if isinstance(kwargs.get(name), str):
+            kwargs[name] = scrub(kwargs[name])
+    if "table" in kwargs:
+        kwargs["table"] = [{k: scrub(str(v)) for k, v in row.items()} for row in kwargs["table"]]
     # Outside a run (unit tests, plain Python) there is nothing to attach to.
     with contextlib.suppress(MissingContextError):
         create(**kwargs)
@@ -91,10 +141,25 @@ def diagnosis_of(stage: str, exc: BaseException) -> diagnosis.Diagnosis:
     if found is None:
         found = diagnosis.unknown(stage, str(exc))
     if not found.stage:
-        from dataclasses import replace
-
         found = replace(found, stage=stage)
     return found
+
+
+def scrubbed_error(exc: Exception) -> Exception:
+    """The same error with every known secret removed from its message and diagnosis."""
+    if not _secrets:
+        return exc
+    if isinstance(exc, MldeployError):
+        found = exc.diagnosis
+        if found is not None:
+            found = replace(found, summary=scrub(found.summary), detail=scrub(found.detail), hint=scrub(found.hint))
+        if scrub(exc.message) == exc.message and found == exc.diagnosis:
+            return exc
+        clean = type(exc).__new__(type(exc))
+        MldeployError.__init__(clean, scrub(exc.message), diagnosis=found)
+        return clean
+    text = str(exc)
+    return exc if scrub(text) == text else PermanentError(f"{type(exc).__name__}: {scrub(text)}")
 
 
 def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -105,7 +170,8 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:
+            except Exception as raw:
+                exc = scrubbed_error(raw)
                 found = diagnosis_of(stage, exc)
                 log = logger()
                 kind = "transient (will be retried if attempts remain)" if is_transient(exc) else "permanent"
@@ -115,7 +181,9 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
                     found.to_markdown(),
                     f"Why {stage} failed and what to do",
                 )
-                raise
+                if exc is raw:
+                    raise
+                raise exc from None  # the original may carry a secret in its message or chain
 
         return wrapper
 

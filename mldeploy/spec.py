@@ -50,6 +50,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "target",
         "smoke",
         "deploy",
+        "secrets",
     },
     "model": {"name", "path", "description"},
     "environment": {"conda_file", "requirements", "python", "base_image", "extra_dockerfile_steps", "variables"},
@@ -122,6 +123,8 @@ class ServiceSpec:
     source_directory: Path | None = None
     description: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
+    # container variable -> host environment variable holding the value (never the value itself)
+    secrets: Mapping[str, str] = field(default_factory=dict)
     smoke: tuple[SmokeCase, ...] = ()
     health_timeout_seconds: float = 60.0
     debug: bool = False
@@ -297,6 +300,54 @@ def _variables(value: Any, where: str, c: _Collector) -> dict[str, str]:
         else:
             result[key] = str(item)
     return result
+
+
+def _secrets(value: Any, c: _Collector) -> dict[str, str]:
+    """``secrets: {CONTAINER_VAR: HOST_ENV_VAR}``: values come from the deploying machine's environment."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        c.add("secrets", "must be a mapping of CONTAINER_VAR: HOST_ENV_VAR", "write e.g. 'API_KEY: MY_API_KEY'")
+        return {}
+    result: dict[str, str] = {}
+    for key, source in value.items():
+        if not isinstance(key, str) or not ENV_VAR_NAME.fullmatch(key):
+            c.add(f"secrets.{key}", "not a valid environment variable name", "use letters, digits and _")
+        elif not isinstance(source, str) or not ENV_VAR_NAME.fullmatch(source):
+            c.add(
+                f"secrets.{key}",
+                f"{source!r} is not the name of an environment variable",
+                "name the variable that holds the value on the deploying machine, never the value itself",
+            )
+        else:
+            result[key] = source
+    return result
+
+
+def secret_values(spec: ServiceSpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """Resolve ``secrets`` (and the registry password) from the environment; every missing one is a problem."""
+    problems: list[SpecProblem] = []
+    values: dict[str, str] = {}
+    wanted = [(f"secrets.{k}", k, v) for k, v in spec.secrets.items()]
+    if spec.registry is not None and spec.registry.password_env:
+        wanted.append(("registry.password_env", "", spec.registry.password_env))
+    for where, container_var, source in wanted:
+        if not environ.get(source):
+            problems.append(
+                SpecProblem(
+                    str(spec.path),
+                    where,
+                    f"environment variable {source} is not set",
+                    f"export {source}=<value> on the machine that deploys",
+                )
+            )
+        elif container_var:
+            values[container_var] = environ[source]
+        else:
+            values["__registry_password__"] = environ[source]
+    if problems:
+        raise SpecError(str(spec.path), problems)
+    return values
 
 
 def _check_entry_script(path: Path, where: str, c: _Collector) -> None:
@@ -554,6 +605,9 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
 
     smoke = _smoke(raw.get("smoke"), c)
     description = raw.get("description", "")
+    secrets = _secrets(raw.get("secrets"), c)
+    for clash in sorted(set(secrets) & set(env_vars) | set(secrets) & set(target_vars)):
+        c.add(f"secrets.{clash}", "is also set as a plain variable", "keep it in one place (secrets for secret values)")
 
     if c.problems or name is None or model_name is None or model_path is None or entry_script is None:
         return None
@@ -570,6 +624,7 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
         registry=registry,
         target=target,
         variables={**env_vars, **target_vars},
+        secrets=secrets,
         smoke=smoke,
         health_timeout_seconds=health_timeout,
         debug=debug,

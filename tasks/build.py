@@ -15,17 +15,18 @@ from mldeploy.build_context import write_context
 from mldeploy.errors import MldeployError
 from mldeploy.models import ModelRegistry, ModelVersion
 from mldeploy.orchestration import (
-    STAGE_TASK_OPTIONS,
     artifact_key,
     attach_markdown,
     code_block,
     logger,
     reports_failure,
+    stage_options,
 )
 from mldeploy.plan import BuildPlan, app_source
 from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
 from mldeploy.targets.base import LABEL_FINGERPRINT, LABEL_MODEL, LABEL_SERVICE
+from tasks.resume import build_key
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _attach_log(spec: ServiceSpec, log_file: Path, text: str) -> None:
     )
 
 
-@task(name="build", task_run_name="build {spec.name}", **STAGE_TASK_OPTIONS)
+@task(name="build", task_run_name="build {spec.name}", **stage_options(build_key))
 @reports_failure("build", lambda spec, *a, **k: spec.name)
 def build_image(
     spec: ServiceSpec,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prefect import task
 
 from mldeploy.orchestration import (
@@ -14,17 +16,17 @@ from mldeploy.orchestration import (
     reports_failure,
 )
 from mldeploy.plan import BuildPlan
-from mldeploy.spec import ServiceSpec
+from mldeploy.spec import ServiceSpec, secret_values
 from mldeploy.targets import make_target
 from mldeploy.targets.base import LABEL_MODEL, DeployOutcome, DeployRequest, Target
-from tasks.push import PushedImage, registry_password
+from tasks.push import PushedImage
 
 
 def deploy_request(spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model_label: str) -> DeployRequest:
-    environment = dict(spec.variables)
+    secrets = secret_values(spec, os.environ)
+    environment = {**spec.variables, **{k: v for k, v in secrets.items() if k != "__registry_password__"}}
     if spec.debug:
         environment["AZUREML_DEBUG"] = "true"
-    secrets = tuple(v for v in [registry_password(spec)] if v)
     return DeployRequest(
         service=spec.name,
         image=image.ref,
@@ -35,7 +37,7 @@ def deploy_request(spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model
         memory_gb=spec.target.memory_gb,
         cpu_cores=spec.target.cpu_cores,
         labels={LABEL_MODEL: model_label},
-        secrets=secrets,
+        secrets=tuple(secrets.values()),
     )
 
 

@@ -11,10 +11,11 @@ from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.oci_registry import OciRegistry
 from mldeploy.errors import PermanentError, SpecError, SpecProblem
-from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
+from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
 from mldeploy.plan import BuildPlan
 from mldeploy.spec import ServiceSpec
 from tasks.build import BuiltImage
+from tasks.resume import push_key
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def registry_password(spec: ServiceSpec) -> str | None:
     return value
 
 
-@task(name="push", task_run_name="push {spec.name}", **STAGE_TASK_OPTIONS)
+@task(name="push", task_run_name="push {spec.name}", **stage_options(push_key))
 @reports_failure("push", lambda spec, *a, **k: spec.name)
 def push_image(
     spec: ServiceSpec,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from prefect import task
 
 from mldeploy.models import ModelRegistry, ModelVersion
-from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
+from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
 from mldeploy.report import model_card_markdown
 from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
+from tasks.resume import register_key
 
 
-@task(name="register", task_run_name="register {spec.model.name}", **STAGE_TASK_OPTIONS)
+@task(name="register", task_run_name="register {spec.model.name}", **stage_options(register_key))
 @reports_failure("register", lambda spec, registry=None: spec.name)
 def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None) -> ModelVersion:
     registry = registry or ModelRegistry(Settings.load().home)

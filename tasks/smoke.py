@@ -60,7 +60,7 @@ def smoke_test(
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
     failed = [r for r in results if not r.passed]
     if failed:
-        found = _diagnose(spec, failed, diagnosis.redact(target.logs(spec.name, tail=200), []))
+        found = _diagnose(spec, failed, diagnosis.redact(target.instance_logs(outcome, tail=200), []))
         log.error("smoke failed: rolling back to the previous version")
         target.rollback(outcome)
         raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)

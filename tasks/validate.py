@@ -5,10 +5,11 @@ from __future__ import annotations
 from prefect import task
 
 from mldeploy.errors import SpecError, SpecProblem
-from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
+from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
 from mldeploy.report import spec_summary_markdown
 from mldeploy.spec import ServiceSpec, load_spec
 from mldeploy.targets import available_kinds
+from tasks.resume import validate_key
 
 
 def _service(spec_path: str, target: str | None = None) -> str:
@@ -17,7 +18,7 @@ def _service(spec_path: str, target: str | None = None) -> str:
     return Path(spec_path).resolve().parent.name
 
 
-@task(name="validate", task_run_name="validate {spec_path}", **STAGE_TASK_OPTIONS)
+@task(name="validate", task_run_name="validate {spec_path}", **stage_options(validate_key))
 @reports_failure("validate", _service)
 def validate_spec(spec_path: str, target: str | None = None) -> ServiceSpec:
     spec = load_spec(spec_path, target_override=target)

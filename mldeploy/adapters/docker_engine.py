@@ -104,6 +104,15 @@ class DockerEngine:
         except PermanentError:
             return None
 
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The labels of a local image, or None when the engine has no such image."""
+        try:
+            with translated(f"inspect image {ref}"):
+                info = self.client.api.inspect_image(ref)
+        except PermanentError:
+            return None
+        return dict((info.get("Config") or {}).get("Labels") or {})
+
     def python_version(self, image: str) -> str:
         """major.minor of python3 inside an image (a 0.3 s container run)."""
         with translated(f"read the Python version of {image}"):

@@ -3,9 +3,13 @@
 Roll-out keeps the previous version serving until the new one has proven itself:
 1. a *candidate* container starts on an ephemeral port; an exit or restart fails the deploy at
    once with its log (no waiting out the deadline), while the previous container keeps serving;
-2. the previous container is stopped and kept as ``<name>-previous``; the new one starts on the
-   service port and must become healthy, otherwise the previous one is restored;
-3. after the smoke stage, ``commit`` removes the previous container, or ``rollback`` restores it.
+2. the live container is stopped and kept as ``<name>-previous``; the new one starts on the
+   service port as ``<name>-new`` and must become healthy, otherwise the previous one is restored;
+3. after the smoke stage, ``commit`` removes the previous container and renames ``-new`` to the
+   service name, or ``rollback`` removes ``-new`` and restores the previous one.
+
+Container names carry the state, so a run killed at any point is recovered by the next one:
+only a container named ``mldeploy-<service>`` has passed its smoke test.
 """
 
 from __future__ import annotations
@@ -77,24 +81,21 @@ class LocalDockerTarget:
 
     # --- roll-out ----------------------------------------------------------------------
     def _recover(self, service: str, on_line: LineSink) -> None:
-        """Clean up after a run that was killed mid-deploy: no orphans, and the old version back."""
-        candidate = self._by_name(container_name(service, "candidate"))
-        if candidate is not None:
-            on_line(f"removing a leftover candidate container {candidate.name}")
-            self.engine.remove(candidate.id)
+        """Clean up after a run that was killed mid-deploy: no orphans, and the last good version back."""
+        for role in ("candidate", "new"):
+            leftover = self._by_name(container_name(service, role))
+            if leftover is not None:
+                on_line(f"removing {leftover.name}, left by an interrupted run (it never passed its smoke test)")
+                self.engine.remove(leftover.id)
         previous = self._by_name(container_name(service, "previous"))
         if previous is None:
             return
-        active = self._by_name(container_name(service))
-        if active is not None and active.status == "running":
-            on_line(f"removing the previous container {previous.name} left by an interrupted run")
+        if self._by_name(container_name(service)) is not None:  # a commit was interrupted after its rename
+            on_line(f"removing {previous.name}: the new version had already been committed")
             self.engine.remove(previous.id)
         else:
-            on_line(f"restoring {previous.name}: an interrupted run left no healthy active container")
-            if active is not None:
-                self.engine.remove(active.id)
-            self.engine.rename(previous.id, container_name(service))
-            self.engine.start(previous.id)
+            on_line(f"restoring {previous.name}: an interrupted run stopped it and never finished")
+            self._restore(service, previous.id)
 
     def _start(self, request: DeployRequest, name: str, host_port: int | None, restart: bool) -> str:
         labels = {
@@ -171,7 +172,7 @@ class LocalDockerTarget:
             self.engine.rename(active.id, container_name(service, "previous"))
             previous_id = active.id
         try:
-            new_id = self._start(request, container_name(service), request.port, restart=True)
+            new_id = self._start(request, container_name(service, "new"), request.port, restart=True)
         except (PermanentError, TransientError):
             self._restore(service, previous_id)
             raise
@@ -182,7 +183,7 @@ class LocalDockerTarget:
             self._restore(service, previous_id)
             raise error
         endpoint = f"http://127.0.0.1:{request.port}"
-        on_line(f"live at {endpoint}")
+        on_line(f"live at {endpoint} (awaiting the smoke test)")
         log = diagnosis.redact(self.engine.logs(new_id, tail=50), request.secrets)
         return DeployOutcome(service=service, endpoint=endpoint, instance=new_id, previous=previous_id, startup_log=log)
 
@@ -194,6 +195,8 @@ class LocalDockerTarget:
         self._wait_healthy(previous_id, 30)
 
     def commit(self, outcome: DeployOutcome) -> None:
+        # Rename first: a run killed between the two steps leaves a committed service (see _recover).
+        self.engine.rename(outcome.instance, container_name(outcome.service))
         if outcome.previous:
             self.engine.remove(outcome.previous)
 
@@ -203,10 +206,13 @@ class LocalDockerTarget:
 
     # --- operations --------------------------------------------------------------------
     def logs(self, service: str, tail: int = 200) -> str:
-        state = self._by_name(container_name(service))
+        state = self._by_name(container_name(service)) or self._by_name(container_name(service, "new"))
         if state is None:
             raise PermanentError(f"no local deployment named {service!r} (see 'docker ps')")
         return self.engine.logs(state.id, tail=tail)
+
+    def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:
+        return self.engine.logs(outcome.instance, tail=tail)
 
     def delete(self, service: str) -> list[str]:
         removed = []
