@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -34,6 +35,8 @@ MAX_ARTIFACT_CHARS = 400_000
 
 RETRY_ATTEMPTS = 3
 RETRY_BUDGET_SECONDS = 300.0  # no retry starts after this long since the stage's first attempt
+# Delays grow 2 s, 4 s, 8 s (± jitter); tests shorten them with MLDEPLOY_RETRY_BACKOFF_SECONDS.
+RETRY_BACKOFF_SECONDS = float(os.environ.get("MLDEPLOY_RETRY_BACKOFF_SECONDS", "2"))
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -62,7 +65,7 @@ def stage_options(cache_key_fn: CacheKeyFn | None = None) -> dict[str, Any]:
     (``cache_key_fn`` returns None when the artifact it produced is gone); never by input hash."""
     options: dict[str, Any] = {
         "retries": RETRY_ATTEMPTS,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+        "retry_delay_seconds": exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
         "retry_jitter_factor": 0.5,
         "retry_condition_fn": retry_if_transient,
     }
@@ -153,10 +156,11 @@ def scrubbed_error(exc: Exception) -> Exception:
         found = exc.diagnosis
         if found is not None:
             found = replace(found, summary=scrub(found.summary), detail=scrub(found.detail), hint=scrub(found.hint))
-        if scrub(exc.message) == exc.message and found == exc.diagnosis:
+        log = scrub(exc.log) if exc.log else exc.log
+        if scrub(exc.message) == exc.message and found == exc.diagnosis and log == exc.log:
             return exc
         clean = type(exc).__new__(type(exc))
-        MldeployError.__init__(clean, scrub(exc.message), diagnosis=found)
+        MldeployError.__init__(clean, scrub(exc.message), diagnosis=found, log=log)
         return clean
     text = str(exc)
     return exc if scrub(text) == text else PermanentError(f"{type(exc).__name__}: {scrub(text)}")
@@ -176,11 +180,16 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
                 log = logger()
                 kind = "transient (will be retried if attempts remain)" if is_transient(exc) else "permanent"
                 log.error("%s failed [%s, %s]: %s\nfix: %s", stage, found.code, kind, found.summary, found.hint)
+                service = service_of(*args, **kwargs)
                 attach_markdown(
-                    artifact_key(service_of(*args, **kwargs), stage, "diagnosis"),
+                    artifact_key(service, stage, "diagnosis"),
                     found.to_markdown(),
                     f"Why {stage} failed and what to do",
                 )
+                if isinstance(exc, MldeployError) and exc.log:
+                    attach_markdown(
+                        artifact_key(service, stage, "log"), code_block(exc.log), f"The log behind the {stage} failure"
+                    )
                 if exc is raw:
                     raise
                 raise exc from None  # the original may carry a secret in its message or chain
