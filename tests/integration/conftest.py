@@ -6,6 +6,7 @@ instead of skipping it, so CI cannot pass without having run these tests.
 
 from __future__ import annotations
 
+import crypt  # bcrypt for the test registry's htpasswd (glibc's libxcrypt); deprecated in 3.13
 import json
 import os
 import shutil
@@ -189,3 +190,29 @@ def containers_of(service: str) -> list[dict[str, Any]]:
 
     client = docker.from_env()
     return [c.attrs for c in client.containers.list(all=True, filters={"label": f"mldeploy.service={service}"})]
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path) -> Iterator[str]:
+    """A second real registry that requires a user and password (htpasswd, bcrypt)."""
+    port = free_port()
+    (tmp_path / "htpasswd").write_text(f"ci:{crypt.crypt('right-password', crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    (tmp_path / "config.yml").write_text(
+        f"version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {tmp_path / 'data'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+        f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(tmp_path / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+        except urllib.error.HTTPError:
+            break  # 401: it answers
+        except OSError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)

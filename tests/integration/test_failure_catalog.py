@@ -3,13 +3,7 @@ with its diagnosis code, in the expected number of attempts."""
 
 from __future__ import annotations
 
-import crypt  # bcrypt hashes for the registry's htpasswd (glibc's libxcrypt); deprecated, fine for a test
 import os
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -84,32 +78,6 @@ def test_unreachable_registry_is_transient_and_retried(make_service, monkeypatch
     assert result.summary["failed_stage"] == "push"
     assert result.summary["diagnosis"]["code"] == "registry_unavailable"
     assert task_run_counts(result.summary["flow_run_id"])["push"] == 4, "3 retries after the first attempt"
-
-
-@pytest.fixture
-def private_registry(tmp_path: Path) -> Iterator[str]:
-    """A second real registry that requires a user and password (htpasswd, bcrypt)."""
-    port = free_port()
-    (tmp_path / "htpasswd").write_text(f"ci:{crypt.crypt('right-password', crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
-    (tmp_path / "config.yml").write_text(
-        f"version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {tmp_path / 'data'}}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
-        f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
-    )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(tmp_path / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-        except urllib.error.HTTPError:
-            break  # 401: it answers
-        except OSError:
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_wrong_registry_password_is_permanent(make_service, private_registry, monkeypatch):

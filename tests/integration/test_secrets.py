@@ -1,0 +1,85 @@
+"""A canary sweep: planted secret values must appear in no log, artifact, state, result, summary
+or file that mldeploy writes — on the failure paths too."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration import prefect_api
+from tests.integration.conftest import deploy
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+def _all_text_under(folder: Path) -> list[tuple[Path, bytes]]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            found.append((path, path.read_bytes()))
+    return found
+
+
+def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server, monkeypatch):
+    token = f"canary-token-{uuid.uuid4().hex}"
+    password = f"canary-password-{uuid.uuid4().hex}"
+    monkeypatch.setenv("MLDEPLOY_CANARY_TOKEN", token)
+    monkeypatch.setenv("MLDEPLOY_CANARY_PASSWORD", password)
+    runs = []
+
+    # 1. init() prints the secret and raises with it in the message: deploy fails
+    leaky_init = make_service("iris")
+    leaky_init.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
+    score = (leaky_init.root / "score.py").read_text()
+    leaky_init.write("score.py", score.replace(
+        "def init():\n",
+        "def init():\n    print('token is', os.environ['API_TOKEN'], flush=True)\n"
+        "    raise RuntimeError('rejected token ' + os.environ['API_TOKEN'])\n", 1))
+    runs.append(deploy(leaky_init))
+    assert runs[-1].summary["failed_stage"] == "deploy"
+
+    # 2. run() raises with the secret: smoke fails and rolls back
+    leaky_run = make_service("iris")
+    leaky_run.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
+    score = (leaky_run.root / "score.py").read_text()
+    leaky_run.write("score.py", score.replace(
+        "def run(raw_data):\n",
+        "def run(raw_data):\n    print('scoring with', os.environ['API_TOKEN'], flush=True)\n"
+        "    raise ValueError('token ' + os.environ['API_TOKEN'] + ' expired')\n", 1))
+    runs.append(deploy(leaky_run))
+    assert runs[-1].summary["failed_stage"] == "smoke"
+
+    # 3. a registry password that the registry refuses: push fails
+    refused = make_service("iris")
+    refused.edit_spec(registry={"url": private_registry, "username": "ci", "password_env": "MLDEPLOY_CANARY_PASSWORD"})
+    runs.append(deploy(refused))
+    assert runs[-1].summary["failed_stage"] == "push"
+
+    # 4. a successful deploy with a secret in its container environment
+    fine = make_service("iris")
+    fine.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
+    runs.append(deploy(fine))
+    assert runs[-1].code == 0, runs[-1].stderr
+
+    haystacks: list[tuple[str, str]] = []
+    for run in runs:
+        haystacks += [("cli stdout", run.stdout), ("cli stderr", run.stderr), ("summary", json.dumps(run.summary))]
+        flow_run_id = run.summary["flow_run_id"]
+        haystacks.append(("flow run", json.dumps(prefect_api.flow_run(prefect_server, flow_run_id))))
+        for task in prefect_api.task_runs(prefect_server, flow_run_id):
+            haystacks.append((f"task run {task['name']}", json.dumps(task)))
+        for artifact in prefect_api.artifacts(prefect_server, flow_run_id=flow_run_id):
+            haystacks.append((f"artifact {artifact['key']}", json.dumps(artifact)))
+        for record in prefect_api.logs(prefect_server, flow_run_id=flow_run_id):
+            haystacks.append(("log", record["message"]))
+    for root in (Path(os.environ["MLDEPLOY_HOME"]), Path(os.environ["PREFECT_HOME"])):
+        haystacks += [(str(path), data.decode("utf-8", "replace")) for path, data in _all_text_under(root)]
+
+    # the planted values did reach what they had to reach (so the sweep is not vacuous)
+    assert any("***" in text for where, text in haystacks if where == "summary"), "the leaked text was not redacted"
+    leaks = [where for where, text in haystacks if token in text or password in text]
+    assert leaks == [], f"secret values found in: {leaks}"
