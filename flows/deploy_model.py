@@ -7,6 +7,7 @@ into the run summary, stops at the first failed stage and ends the run Failed wi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -18,10 +19,19 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from mldeploy import progress
-from mldeploy.errors import SpecError
-from mldeploy.orchestration import diagnosis_of, keep_secrets, scrub
-from mldeploy.spec import secret_values
+from mldeploy import diagnosis, progress
+from mldeploy.errors import SpecError, TransientError
+from mldeploy.models import ModelVersion
+from mldeploy.orchestration import (
+    artifact_key,
+    attach_markdown,
+    code_block,
+    diagnosis_of,
+    keep_secrets,
+    scrub,
+    service_lock,
+)
+from mldeploy.spec import ServiceSpec, secret_values
 from mldeploy.summary import STAGES, RunSummary
 from tasks.build import build_image
 from tasks.deploy import deploy_service
@@ -114,41 +124,73 @@ def deploy_model(
         register = _fresh(register_model, "register", from_stage, lambda: register_is_stale(spec))
         model = _stage(summary, "register", lambda: register(spec, return_state=True))
         summary.model = {"name": model.name, "version": model.version, "sha256": model.sha256}
-        # Planning (base image, environment, no-op check) belongs to the build stage.
-        result = _stage(
-            summary, "build", lambda: plan_deployment(spec, model, force=force, return_state=True), record=False
-        )
-        summary.notices = list(result.plan.notices)
-        if result.noop and result.live is not None:
-            summary.status = "noop"
-            summary.endpoint = result.live.endpoint
-            summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
-            summary.skip_rest("nothing changed since the last successful deploy")
-            return Completed(message="no-op: nothing changed", data=summary.to_dict())
-        build = _fresh(build_image, "build", from_stage, lambda: build_is_stale(result.plan))
-        built = _stage(summary, "build", lambda: build(spec, model, result.plan, no_cache=no_cache, return_state=True))
-        summary.stages["build"].update(
-            steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
-        )
-        push = _fresh(push_image, "push", from_stage, lambda: push_is_stale(spec, result.plan))
-        pushed = _stage(summary, "push", lambda: push(spec, result.plan, built, return_state=True))
-        summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
-        if not pushed.pushed:
-            summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
-        summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
-        outcome = _stage(
-            summary, "deploy", lambda: deploy_service(spec, result.plan, pushed, model.label, return_state=True)
-        )
-        summary.endpoint = outcome.endpoint
-        _stage(summary, "smoke", lambda: smoke_test(spec, outcome, return_state=True))
+        try:
+            with service_lock(spec.name):
+                _build_to_smoke(summary, spec, model, force=force, no_cache=no_cache, from_stage=from_stage)
+        except TimeoutError as exc:
+            raise StageFailed(
+                "deploy",
+                TransientError(
+                    f"another run of {spec.name} held the deploy slot for too long",
+                    diagnosis=diagnosis.deploy_slot_busy(spec.name, str(exc)),
+                ),
+            ) from None
+        if summary.status == "noop":
+            return _finish(summary, Completed(message="no-op: nothing changed", data=summary.to_dict()))
     except StageFailed as failure:
         summary.status = "failed"
         summary.failed_stage = failure.stage
         summary.diagnosis = {k: scrub(v) for k, v in diagnosis_of(failure.stage, failure.exc).to_dict().items()}
         summary.skip_rest(f"{failure.stage} failed")
-        return Failed(message=f"{failure.stage} failed: {summary.diagnosis['summary']}", data=summary.to_dict())
+        message = f"{failure.stage} failed: {summary.diagnosis['summary']}"
+        return _finish(summary, Failed(message=message, data=summary.to_dict()))
     summary.status = "succeeded"
-    return Completed(message=f"{summary.service} is live at {summary.endpoint}", data=summary.to_dict())
+    return _finish(
+        summary, Completed(message=f"{summary.service} is live at {summary.endpoint}", data=summary.to_dict())
+    )
+
+
+def _build_to_smoke(
+    summary: RunSummary, spec: ServiceSpec, model: ModelVersion, *, force: bool, no_cache: bool, from_stage: str | None
+) -> None:
+    """The stages that change what serves; they run while the service's deploy slot is held."""
+    # Planning (base image, environment, no-op check) belongs to the build stage.
+    result = _stage(
+        summary, "build", lambda: plan_deployment(spec, model, force=force, return_state=True), record=False
+    )
+    summary.notices = list(result.plan.notices)
+    if result.noop and result.live is not None:
+        summary.status = "noop"
+        summary.endpoint = result.live.endpoint
+        summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
+        summary.skip_rest("nothing changed since the last successful deploy")
+        return
+    build = _fresh(build_image, "build", from_stage, lambda: build_is_stale(result.plan))
+    built = _stage(summary, "build", lambda: build(spec, model, result.plan, no_cache=no_cache, return_state=True))
+    summary.stages["build"].update(
+        steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
+    )
+    push = _fresh(push_image, "push", from_stage, lambda: push_is_stale(spec, result.plan))
+    pushed = _stage(summary, "push", lambda: push(spec, result.plan, built, return_state=True))
+    summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
+    if not pushed.pushed:
+        summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
+    summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
+    outcome = _stage(
+        summary, "deploy", lambda: deploy_service(spec, result.plan, pushed, model.label, return_state=True)
+    )
+    summary.endpoint = outcome.endpoint
+    _stage(summary, "smoke", lambda: smoke_test(spec, outcome, return_state=True))
+
+
+def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:
+    """Publish the summary as an artifact, so remote callers (CI via --remote) can read it."""
+    attach_markdown(
+        artifact_key(summary.service or "deploy", "summary"),
+        code_block(json.dumps(summary.to_dict(), indent=2), "json"),
+        "Run summary (mldeploy deploy --json)",
+    )
+    return state
 
 
 def _digest(ref: str) -> str | None:

@@ -34,6 +34,7 @@ class Code(StrEnum):
     BURST_503 = "burst_503"
     SMOKE_MISMATCH = "smoke_mismatch"
     TARGET_UNSUPPORTED = "target_unsupported"
+    DEPLOY_SLOT_BUSY = "deploy_slot_busy"
     UNKNOWN = "unknown"
 
 
@@ -232,6 +233,17 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
         f"the container exited during start (code {exit_code})",
         tail(log),
         "read the container log above; the scoring runtime did not start",
+        "deploy",
+    )
+
+
+def deploy_slot_busy(service: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.DEPLOY_SLOT_BUSY,
+        f"another run of {service} held its deploy slot for longer than this run would wait",
+        message,
+        "look for a stuck run of this service in the Prefect UI; a crashed holder frees the slot within its "
+        "lease (60 s); raise MLDEPLOY_LOCK_WAIT_SECONDS to wait longer",
         "deploy",
     )
 

@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -197,3 +197,49 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
         return wrapper
 
     return decorate
+
+
+# --- one deploy at a time per service ------------------------------------------------------------
+
+LOCK_LEASE_SECONDS = 60.0  # renewed while held; a crashed holder's slot is free again after this
+LOCK_WAIT_SECONDS = float(os.environ.get("MLDEPLOY_LOCK_WAIT_SECONDS", "3600"))
+
+
+def service_lock_name(service: str) -> str:
+    return f"mldeploy-service-{service}"
+
+
+def ensure_service_limit(service: str) -> str:
+    """Create the service's concurrency limit (1 slot) if it does not exist yet; return its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = service_lock_name(service)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another run created it first
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    return name
+
+
+@contextlib.contextmanager
+def service_lock(service: str) -> Iterator[None]:
+    """Hold the service's single deploy slot (a Prefect global concurrency limit, strict).
+
+    Scheduled, CI and manual runs of one service never interleave their deploy/smoke windows;
+    different services proceed in parallel. The slot is a lease: if the holder dies, it frees
+    itself after LOCK_LEASE_SECONDS.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    name = ensure_service_limit(service)
+    log = logger()
+    log.info("waiting for the deploy slot of %s (concurrency limit %s)", service, name)
+    started = datetime.now(UTC)
+    with concurrency(name, occupy=1, strict=True, lease_duration=LOCK_LEASE_SECONDS, timeout_seconds=LOCK_WAIT_SECONDS):
+        waited = (datetime.now(UTC) - started).total_seconds()
+        log.info("holding the deploy slot of %s (waited %.1f s)", service, waited)
+        yield
