@@ -52,21 +52,27 @@ def _spec_failure_summary(exc: Any) -> dict[str, Any]:
     }
 
 
-def cmd_deploy(args: argparse.Namespace) -> int:
-    from mldeploy.errors import SpecError
-    from mldeploy.spec import load_spec
+def _crash_summary(message: str, flow_run_id: str | None) -> dict[str, Any]:
+    """The flow itself crashed (or left no summary): still honour the contract."""
+    return {
+        "status": "failed",
+        "failed_stage": None,
+        "diagnosis": {
+            "code": "unknown",
+            "summary": message,
+            "detail": message,
+            "hint": "see the flow run's logs in the Prefect UI",
+            "stage": "",
+        },
+        "endpoint": None,
+        "model": None,
+        "image": None,
+        "flow_run_id": flow_run_id,
+        "stages": [],
+    }
 
-    human = sys.stderr if args.json else sys.stdout
-    # Fail fast on a bad spec, before any engine or Prefect start-up (the flow validates again).
-    try:
-        load_spec(args.spec, target_override=args.target)
-    except SpecError as exc:
-        print(str(exc), file=human)
-        if args.json:
-            print(json.dumps(_spec_failure_summary(exc)))
-        return EXIT_SPEC_INVALID
-    if not args.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
     from flows.deploy_model import deploy_model
     from mldeploy import progress
 
@@ -89,24 +95,49 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         ),
     )
     data: Any = state.result(raise_on_failure=False)
-    summary: dict[str, Any] = data if isinstance(data, dict) else {}
-    if not summary:  # the flow itself crashed: still honour the contract
-        summary = {
-            "status": "failed",
-            "failed_stage": None,
-            "diagnosis": {
-                "code": "unknown",
-                "summary": f"the flow run crashed: {data!r}",
-                "detail": str(data),
-                "hint": "see the flow run's logs",
-                "stage": "",
-            },
-            "endpoint": None,
-            "model": None,
-            "image": None,
-            "flow_run_id": str(state.state_details.flow_run_id or ""),
-            "stages": [],
-        }
+    if isinstance(data, dict):
+        return data
+    return _crash_summary(f"the flow run crashed: {data!r}", str(state.state_details.flow_run_id or ""))
+
+
+def _run_remotely(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
+    from mldeploy.remote import default_idempotency_key, trigger_and_wait
+
+    parameters: dict[str, Any] = {"spec_path": args.spec, "force": args.force, "no_cache": args.no_cache}
+    if args.target:
+        parameters["target"] = args.target
+    if args.from_stage:
+        parameters["from_stage"] = args.from_stage
+    key = args.idempotency_key or default_idempotency_key(args.remote, args.spec)
+
+    def report(line: str) -> None:
+        human.write(f"  {line}\n")
+        human.flush()
+
+    run = trigger_and_wait(args.remote, parameters, idempotency_key=key, timeout=args.timeout, on_state=report)
+    if run.summary is not None:
+        return run.summary
+    return _crash_summary(f"the flow run ended {run.state} without a summary", run.flow_run_id)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mldeploy.errors import SpecError
+    from mldeploy.spec import load_spec
+
+    human = sys.stderr if args.json else sys.stdout
+    # Fail fast on a bad spec, before any engine or Prefect start-up (the flow validates again).
+    # A remote run resolves the path on the worker; check it here only when it exists here too.
+    if not args.remote or os.path.exists(args.spec):
+        try:
+            load_spec(args.spec, target_override=args.target)
+        except SpecError as exc:
+            print(str(exc), file=human)
+            if args.json:
+                print(json.dumps(_spec_failure_summary(exc)))
+            return EXIT_SPEC_INVALID
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)
     if summary["status"] == "failed":
         _print_diagnosis(summary, human)
     elif summary["status"] == "noop":
@@ -208,6 +239,17 @@ def parser() -> argparse.ArgumentParser:
         help="re-execute this stage and every later one instead of reusing finished stages",
     )
     deploy.add_argument("--verbose", "-v", action="store_true", help="show every Prefect log line")
+    deploy.add_argument(
+        "--remote",
+        metavar="DEPLOYMENT",
+        help="run on the Prefect server's workers through this deployment (e.g. 'ci' = deploy-model/ci) and wait; "
+        "SPEC is then the path as the worker sees it (relative to its checkout)",
+    )
+    deploy.add_argument(
+        "--idempotency-key",
+        help="with --remote: triggers with the same key make one run (default: the CI commit, e.g. $GITHUB_SHA)",
+    )
+    deploy.add_argument("--timeout", type=float, default=3600, help="with --remote: seconds to wait for the end")
     deploy.set_defaults(func=cmd_deploy)
     validate = sub.add_parser("validate", help="check a service spec without deploying")
     validate.add_argument("spec")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from prefect import task
 
 from mldeploy.adapters.docker_engine import DockerEngine
+from mldeploy.drift import drift_reasons
 from mldeploy.environment import load_environment
 from mldeploy.errors import PermanentError
 from mldeploy.models import ModelVersion
@@ -28,6 +29,7 @@ class PlanResult:
     plan: BuildPlan
     live: LiveService | None
     noop: bool
+    drift: tuple[str, ...]  # why the live service differs from the plan (empty: it does not)
 
 
 def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: str) -> str:
@@ -74,7 +76,8 @@ def plan_deployment(
     for notice in plan.notices:
         (log.warning if notice.startswith("WARNING") else log.info)(notice)
     live = (target or make_target(spec.target.kind)).live(spec.name)
-    noop = not force and live is not None and live.healthy and live.fingerprint == plan.deploy_fingerprint
+    drift = tuple(drift_reasons(plan, live))
+    noop = not force and not drift
     if noop:
         log.info(
             "nothing changed since the last deploy of %s (fingerprint %s) and it is healthy: no-op",
@@ -91,6 +94,7 @@ def plan_deployment(
                 f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
                 f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
                 f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}",
+                *[f"  - {reason}" for reason in drift],
                 "",
                 "Notices:" if plan.notices else "",
                 *[f"- {n}" for n in plan.notices],
@@ -98,4 +102,4 @@ def plan_deployment(
         ),
         "Build plan and no-op decision",
     )
-    return PlanResult(plan=plan, live=live, noop=noop)
+    return PlanResult(plan=plan, live=live, noop=noop, drift=drift)

@@ -116,7 +116,7 @@ ALLOWED = {
     "httpx": {"mldeploy/adapters/http_probe.py", "mldeploy/adapters/oci_registry.py"},
     "kubernetes": set(),
     "azure": set(),
-    "prefect": {"mldeploy/orchestration.py", "mldeploy/cli.py"},  # cli: typing only
+    "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
 PURE = [
     "spec",
