@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-unit test-integration lint typecheck bench server clean-demo models help
+.PHONY: setup demo test test-tools test-unit test-integration lint typecheck bench server clean-demo models help
 
 help:
 	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
@@ -34,10 +34,13 @@ typecheck:
 test-unit:
 	$(VENV)/bin/pytest tests/unit -q
 
-test-integration:
+test-tools:
+	@bash scripts/setup-test-tools.sh
+
+test-integration: test-tools
 	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest tests/integration -q
 
-test: setup lint typecheck
+test: setup test-tools lint typecheck
 	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest -q
 
 bench: setup

@@ -18,18 +18,21 @@ if TYPE_CHECKING:
 class MldeployError(Exception):
     """Base of every error mldeploy raises on purpose."""
 
-    def __init__(self, message: str, *, diagnosis: Diagnosis | None = None) -> None:
+    def __init__(self, message: str, *, diagnosis: Diagnosis | None = None, log: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.diagnosis = diagnosis
+        self.log = log  # the full (redacted) log behind the failure, attached as its own artifact
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keep the diagnosis when Prefect pickles the exception into a Failed state.
-        return (_rebuild, (type(self), self.message, self.diagnosis))
+        # Keep the diagnosis and the log when Prefect pickles the exception into a Failed state.
+        return (_rebuild, (type(self), self.message, self.diagnosis, self.log))
 
 
-def _rebuild(cls: type[MldeployError], message: str, diagnosis: Diagnosis | None) -> MldeployError:
-    return cls(message, diagnosis=diagnosis)
+def _rebuild(
+    cls: type[MldeployError], message: str, diagnosis: Diagnosis | None, log: str | None = None
+) -> MldeployError:
+    return cls(message, diagnosis=diagnosis, log=log)
 
 
 class PermanentError(MldeployError):

@@ -201,7 +201,8 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
 
 # --- one deploy at a time per service ------------------------------------------------------------
 
-LOCK_LEASE_SECONDS = 60.0  # renewed while held; a crashed holder's slot is free again after this
+# The slot is a lease, renewed while held; a crashed holder's slot is free again after this.
+LOCK_LEASE_SECONDS = float(os.environ.get("MLDEPLOY_LOCK_LEASE_SECONDS", "60"))
 LOCK_WAIT_SECONDS = float(os.environ.get("MLDEPLOY_LOCK_WAIT_SECONDS", "3600"))
 
 

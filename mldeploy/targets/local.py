@@ -143,7 +143,7 @@ class LocalDockerTarget:
             found = diagnosis.container_exit(
                 state.exit_code if state else None, bool(state and state.oom_killed), log, memory_limit=memory
             )
-        return PermanentError(f"{what}: {found.summary} ({status.reason})", diagnosis=found)
+        return PermanentError(f"{what}: {found.summary} ({status.reason})", diagnosis=found, log=log)
 
     def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome:
         service = request.service

@@ -35,10 +35,15 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     leaky_init = make_service("iris")
     leaky_init.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
     score = (leaky_init.root / "score.py").read_text()
-    leaky_init.write("score.py", score.replace(
-        "def init():\n",
-        "def init():\n    print('token is', os.environ['API_TOKEN'], flush=True)\n"
-        "    raise RuntimeError('rejected token ' + os.environ['API_TOKEN'])\n", 1))
+    leaky_init.write(
+        "score.py",
+        score.replace(
+            "def init():\n",
+            "def init():\n    print('token is', os.environ['API_TOKEN'], flush=True)\n"
+            "    raise RuntimeError('rejected token ' + os.environ['API_TOKEN'])\n",
+            1,
+        ),
+    )
     runs.append(deploy(leaky_init))
     assert runs[-1].summary["failed_stage"] == "deploy"
 
@@ -46,10 +51,15 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     leaky_run = make_service("iris")
     leaky_run.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
     score = (leaky_run.root / "score.py").read_text()
-    leaky_run.write("score.py", score.replace(
-        "def run(raw_data):\n",
-        "def run(raw_data):\n    print('scoring with', os.environ['API_TOKEN'], flush=True)\n"
-        "    raise ValueError('token ' + os.environ['API_TOKEN'] + ' expired')\n", 1))
+    leaky_run.write(
+        "score.py",
+        score.replace(
+            "def run(raw_data):\n",
+            "def run(raw_data):\n    print('scoring with', os.environ['API_TOKEN'], flush=True)\n"
+            "    raise ValueError('token ' + os.environ['API_TOKEN'] + ' expired')\n",
+            1,
+        ),
+    )
     runs.append(deploy(leaky_run))
     assert runs[-1].summary["failed_stage"] == "smoke"
 
