@@ -4,13 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-tools test-unit test-integration lint typecheck bench server clean-demo models help
+.PHONY: setup demo test test-tools test-unit test-integration lint typecheck bench server pool flows worker models help
 
 help:
 	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
 	@echo "make demo    - deploy the diabetes example locally through a Prefect server and print the endpoint"
 	@echo "make test    - lint, type check, unit and real-engine integration tests"
 	@echo "make bench   - deploy benchmark (cold, no-op, score.py-only) -> table"
+	@echo "make server  - a local Prefect server (SQLite) on 127.0.0.1:4200"
+	@echo "make flows   - the process work pool and every deployment of prefect.yaml"
+	@echo "make worker  - a process worker for those deployments"
 
 setup:
 	@bash scripts/setup.sh
@@ -46,5 +49,21 @@ test: setup test-tools lint typecheck
 bench: setup
 	$(PY) bench/deploy_bench.py
 
+# --- Prefect: server, work pool, deployments (prefect.yaml) and a worker -------------------------
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+POOL ?= mldeploy-process
+export MLDEPLOY_REPO := $(CURDIR)
+
 server:
-	@bash scripts/prefect-server.sh
+	@bash scripts/prefect-server.sh >/dev/null && echo "Prefect server: $(PREFECT_API_URL:/api=)"
+
+pool: server
+	@PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
+	  || PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect work-pool create $(POOL) --type process
+	@echo "work pool $(POOL) (process) is ready"
+
+flows: setup pool
+	PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect --no-prompt deploy --all
+
+worker: pool
+	PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect worker start --pool $(POOL) --type process

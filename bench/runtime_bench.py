@@ -357,7 +357,7 @@ def report(servers: list[Server], workers: list[int], markdown: bool) -> tuple[s
 
     for w in workers:
         for model in MODELS:
-            ours, classic, bare = (by.get((model, k, w)) for k in SERVERS)
+            classic, ours, bare = (by.get((model, k, w)) for k in SERVERS)
             if ours is None:
                 continue
             tag = f"{MODELS[model]}, {w} worker{'s' if w > 1 else ''}"

@@ -39,3 +39,13 @@ else
   "$VENV/bin/pip" install -q -c constraints.txt playwright 2>&1 | { grep -v "is ignored: it is neither" || true; }
   say "playwright $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("playwright"))') is installed"
 fi
+
+# --- PostgreSQL (the scale-out test runs a Prefect server on it) ----------------------------
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  say "PostgreSQL is installed ($(ls -d /usr/lib/postgresql/*/ | head -n1))"
+else
+  say "installing Debian's postgresql (server binaries; the tests start their own cluster)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 \
+    || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+  say "PostgreSQL is installed ($(ls -d /usr/lib/postgresql/*/ | head -n1))"
+fi
