@@ -35,6 +35,7 @@ class Code(StrEnum):
     SMOKE_MISMATCH = "smoke_mismatch"
     TARGET_UNSUPPORTED = "target_unsupported"
     DEPLOY_SLOT_BUSY = "deploy_slot_busy"
+    ENDPOINT_UNAVAILABLE = "endpoint_unavailable"
     UNKNOWN = "unknown"
 
 
@@ -288,6 +289,17 @@ def smoke_mismatch(failures: Sequence[str]) -> Diagnosis:
         f"{len(failures)} smoke request(s) did not match",
         "\n".join(failures),
         "compare the responses with smoke[].expect / expect_status in the spec; the previous version keeps serving",
+        "smoke",
+    )
+
+
+def endpoint_unavailable(case: str, what: str, log: str) -> Diagnosis:
+    return Diagnosis(
+        Code.ENDPOINT_UNAVAILABLE,
+        f"the endpoint did not serve smoke request {case!r} ({what})",
+        tail(log),
+        "the service stopped or is not ready: read its log above ('mldeploy logs <service>'); the previous "
+        "version keeps serving",
         "smoke",
     )
 

@@ -118,7 +118,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
             [
                 "python3",
                 "-c",
-                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/', timeout=2)",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/readyz', timeout=2)",
             ]
         ),
         'CMD ["python3", "-m", "mldeploy_runtime"]',

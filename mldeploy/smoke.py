@@ -22,6 +22,7 @@ class CaseResult:
     passed: bool
     problems: tuple[str, ...]
     response_excerpt: str
+    error: str = ""  # why there was no answer (connection refused, timeout)
 
     def row(self) -> dict[str, str]:
         return {
@@ -77,4 +78,4 @@ def judge(case: SmokeCase, status: int | None, body: str, seconds: float, error:
     if case.max_latency_ms is not None and latency_ms > case.max_latency_ms:
         problems.append(f"took {latency_ms:.0f} ms, limit {case.max_latency_ms:g} ms")
     excerpt = body if len(body) <= 200 else body[:200] + "…"
-    return CaseResult(case.name, status, case.expect_status, latency_ms, not problems, tuple(problems), excerpt)
+    return CaseResult(case.name, status, case.expect_status, latency_ms, not problems, tuple(problems), excerpt, error)

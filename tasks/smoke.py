@@ -27,13 +27,18 @@ class SmokeReport:
         return all(r.passed for r in self.results)
 
 
-def _diagnose(spec: ServiceSpec, failed: list[CaseResult], log: str) -> diagnosis.Diagnosis:
+def _diagnose(failed: list[CaseResult], log: str) -> diagnosis.Diagnosis:
+    """The most telling failure first: a crash in run(), a timeout, an endpoint that did not serve."""
     for result in failed:
-        if result.status is not None and result.status >= 500 and result.expected_status < 500:
+        if result.status in (500, 502) and result.expected_status < 500:
             return diagnosis.run_failed(result.name, result.status, log)
     for result in failed:
-        if result.status is None:
+        if result.status == 504 or (result.status is None and "timeout" in result.error.lower()):
             return diagnosis.scoring_timeout(result.name, REQUEST_TIMEOUT_SECONDS)
+    for result in failed:
+        if result.status == 503 or result.status is None:
+            what = f"HTTP {result.status}" if result.status else result.error or "no answer"
+            return diagnosis.endpoint_unavailable(result.name, what, log)
     return diagnosis.smoke_mismatch([f"{r.name}: {'; '.join(r.problems)}" for r in failed])
 
 
@@ -60,7 +65,7 @@ def smoke_test(
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
     failed = [r for r in results if not r.passed]
     if failed:
-        found = _diagnose(spec, failed, diagnosis.redact(target.instance_logs(outcome, tail=200), []))
+        found = _diagnose(failed, diagnosis.redact(target.instance_logs(outcome, tail=200), []))
         log.error("smoke failed: rolling back to the previous version")
         target.rollback(outcome)
         raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)
