@@ -6,10 +6,12 @@ instead of skipping it, so CI cannot pass without having run these tests.
 
 from __future__ import annotations
 
+import contextlib
 import crypt  # bcrypt for the test registry's htpasswd (glibc's libxcrypt); deprecated in 3.13
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,43 +63,71 @@ def real_engine() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `prefect server start` (SQLite) for the session; in-process runs and CLI runs use it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    home = tmp_path_factory.mktemp("prefect-server")
+@contextlib.contextmanager
+def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """`prefect server start` on a free loopback port with its own home; yields the API URL."""
     port = free_port()
-    log = (home / "server.log").open("w")
+    api = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "true",
-        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",  # the UI must read this server, not :4200
+        "PREFECT_UI_API_URL": api,  # the UI must read this server, not :4200
+        **(extra_env or {}),
     }
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 60
-    while not _answers(f"{api}/health"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Prefect server did not start; see {home / 'server.log'}", pytrace=False)
-        time.sleep(0.25)
+    with (home / "server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not _answers(f"{api}/health"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"Prefect server did not start; see {home / 'server.log'}", pytrace=False)
+                time.sleep(0.25)
+            yield api
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def using_api(api: str) -> Iterator[None]:
+    """Point this process (settings) and its subprocesses (environment) at a Prefect API."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api
-    with temporary_settings(updates={PREFECT_API_URL: api}):
-        yield api
-    os.environ.pop("PREFECT_API_URL", None)
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server (SQLite) for the session; in-process runs and CLI runs use it."""
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as api, using_api(api):
+        yield api
 
 
 @dataclass
@@ -217,3 +247,71 @@ def private_registry(tmp_path: Path) -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+POOL = "mldeploy-process"
+
+
+def prefect_cli(*args: str, api: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": api, "MLDEPLOY_REPO": str(REPO)}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "--no-prompt", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def deploy_prefect_yaml(api: str) -> None:
+    """The process work pool and every deployment of prefect.yaml, on the server at ``api``."""
+    created = prefect_cli("work-pool", "create", POOL, "--type", "process", api=api)
+    assert created.returncode == 0 or "already exists" in created.stdout + created.stderr, created.stderr
+    result = prefect_cli("deploy", "--all", api=api)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@contextlib.contextmanager
+def running_worker(api: str, log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process worker polling the pool every second; stopped with repeated SIGINTs, then SIGKILL."""
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "MLDEPLOY_REPO": str(REPO),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+    }
+    with log_file.open("w") as log:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield worker
+        finally:
+            for _ in range(3):  # a Prefect worker wants repeated SIGINTs before it exits
+                if worker.poll() is not None:
+                    break
+                os.killpg(worker.pid, signal.SIGINT)
+                time.sleep(1)
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def wait_flow_run(api: str, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
+    """Poll a flow run until it is in a final state."""
+    from tests.integration import prefect_api
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = prefect_api.flow_run(api, flow_run_id)
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(1)
+    pytest.fail(f"flow run {flow_run_id} did not finish in {timeout} s")

@@ -5,10 +5,7 @@ from the UI (a retried flow run resumes at the failed stage)."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,69 +14,23 @@ import httpx
 import pytest
 
 from tests.integration import prefect_api
-from tests.integration.conftest import REPO, run_cli
+from tests.integration.conftest import deploy_prefect_yaml, run_cli, running_worker, wait_flow_run
 
 pytestmark = [pytest.mark.engine, pytest.mark.server, pytest.mark.slow]
-BIN = Path(sys.executable).parent
-POOL = "mldeploy-process"
-
-
-def _prefect(*args: str, api: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_API_URL": api, "MLDEPLOY_REPO": str(REPO)}
-    return subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
 def deployed(prefect_server: str) -> Iterator[str]:
     """prefect.yaml deployed to the session's server, and one process worker polling its pool."""
-    created = _prefect("work-pool", "create", POOL, "--type", "process", api=prefect_server)
-    assert created.returncode == 0 or "already exists" in created.stdout + created.stderr, created.stderr
-    result = _prefect("deploy", "--all", api=prefect_server)
-    assert result.returncode == 0, result.stdout + result.stderr
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server,
-        "MLDEPLOY_REPO": str(REPO),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-    }
-    log = open(Path(os.environ["MLDEPLOY_HOME"]).parent / "worker.log", "w")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield prefect_server
-    for _ in range(3):  # a Prefect worker wants repeated SIGINTs before it exits
-        if worker.poll() is not None:
-            break
-        os.killpg(worker.pid, signal.SIGINT)
-        time.sleep(1)
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
-    log.close()
+    deploy_prefect_yaml(prefect_server)
+    with running_worker(prefect_server, Path(os.environ["MLDEPLOY_HOME"]).parent / "worker.log"):
+        yield prefect_server
 
 
 def _deployment(api: str, name: str) -> dict:
     response = httpx.get(f"{api}/deployments/name/{name}", timeout=10)
     response.raise_for_status()
     return response.json()
-
-
-def _wait_final(api: str, flow_run_id: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = prefect_api.flow_run(api, flow_run_id)
-        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return run
-        time.sleep(1)
-    pytest.fail(f"flow run {flow_run_id} did not finish in {timeout} s")
 
 
 def test_prefect_yaml_has_schedules_and_a_scheduled_deployment_runs(deployed, make_service):
@@ -100,7 +51,7 @@ def test_prefect_yaml_has_schedules_and_a_scheduled_deployment_runs(deployed, ma
         timeout=10,
     )
     response.raise_for_status()
-    run = _wait_final(deployed, response.json()["id"])
+    run = wait_flow_run(deployed, response.json()["id"])
     assert run["state"]["type"] == "COMPLETED", run["state"]["message"]
     assert iris.score({"data": [[5.1, 3.5, 1.4, 0.2]]}) == (200, {"predictions": ["setosa"]})
 
@@ -110,7 +61,7 @@ def test_prefect_yaml_has_schedules_and_a_scheduled_deployment_runs(deployed, ma
         json={"parameters": {"spec_path": str(iris.spec), "redeploy": False}},
         timeout=10,
     )
-    run = _wait_final(deployed, response.json()["id"])
+    run = wait_flow_run(deployed, response.json()["id"])
     assert run["state"]["type"] == "COMPLETED" and "no drift" in run["state"]["message"], run["state"]["message"]
 
 
@@ -148,7 +99,7 @@ def test_a_failed_run_retried_from_the_ui_resumes_at_the_failed_stage(deployed, 
             timeout=10,
         )
         flow_run_id = response.json()["id"]
-        failed = _wait_final(deployed, flow_run_id)
+        failed = wait_flow_run(deployed, flow_run_id)
     finally:
         blocker.close()
     assert failed["state"]["type"] == "FAILED"
@@ -162,7 +113,7 @@ def test_a_failed_run_retried_from_the_ui_resumes_at_the_failed_stage(deployed, 
     )
     response.raise_for_status()
     time.sleep(2)
-    retried = _wait_final(deployed, flow_run_id)
+    retried = wait_flow_run(deployed, flow_run_id)
     assert retried["state"]["type"] == "COMPLETED", retried["state"]
     assert retried["run_count"] >= 2
     latest: dict[str, str] = {}
