@@ -45,6 +45,16 @@ def _answers(url: str) -> bool:
         return False
 
 
+def require_parts(problems: list[str], fix: str) -> None:
+    """Missing real parts fail the test under `make test` (MLDEPLOY_REQUIRE_ENGINE=1), else skip it."""
+    if not problems:
+        return
+    message = "; ".join(problems) + f" — run `{fix}`"
+    if os.environ.get("MLDEPLOY_REQUIRE_ENGINE") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def real_engine() -> None:
     import docker
@@ -56,11 +66,7 @@ def real_engine() -> None:
         problems.append(f"no Docker engine ({exc})")
     if not _answers(f"http://{REGISTRY}/v2/"):
         problems.append(f"no registry on {REGISTRY}")
-    if problems:
-        message = "; ".join(problems) + " — run `make setup`"
-        if os.environ.get("MLDEPLOY_REQUIRE_ENGINE") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require_parts(problems, "make setup")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.integration import prefect_api
-from tests.integration.conftest import REPO, deploy
+from tests.integration.conftest import REPO, deploy, require_parts
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.ui]
 
@@ -53,11 +53,7 @@ def browser_tools() -> None:
         import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         problems.append(f"playwright is not importable ({exc})")
-    if problems:
-        message = "; ".join(problems) + " — run `make test-tools`"
-        if os.environ.get("MLDEPLOY_REQUIRE_ENGINE") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require_parts(problems, "make test-tools")
 
 
 def _stage(task_run: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ services running in parallel and two deploys of one service serialized by its de
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ from tests.integration import prefect_api
 from tests.integration.conftest import (
     deploy_prefect_yaml,
     free_port,
+    require_parts,
     running_prefect_server,
     running_worker,
     using_api,
@@ -33,11 +33,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.server, pytest.mark.slow]
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
     """A throw-away PostgreSQL cluster (Debian's server binaries) on a free loopback port."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        message = "PostgreSQL server binaries are missing — run `make test-tools`"
-        if os.environ.get("MLDEPLOY_REQUIRE_ENGINE") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require_parts([] if found else ["PostgreSQL server binaries are missing"], "make test-tools")
     bindir = Path(found[-1]).parent
     # not under pytest's tmp folder: that is private to root, and PostgreSQL refuses to run as root
     root = Path(tempfile.mkdtemp(prefix="mldeploy-pg-"))
