@@ -31,7 +31,7 @@ from mldeploy.orchestration import (
     scrub,
     service_lock,
 )
-from mldeploy.spec import ServiceSpec, secret_values
+from mldeploy.spec import ServiceSpec, resolve_secrets
 from mldeploy.summary import STAGES, RunSummary
 from tasks.build import build_image
 from tasks.deploy import deploy_service
@@ -117,7 +117,7 @@ def deploy_model(
         spec = _stage(summary, "validate", lambda: validate(spec_path, target, return_state=True))
         summary.service = spec.name
         try:  # secret values are known from here on, and scrubbed from every log, artifact and error
-            keep_secrets(list(secret_values(spec, os.environ).values()))
+            keep_secrets(resolve_secrets(spec, os.environ).values())
         except SpecError as exc:
             summary.stage("validate", "failed")
             raise StageFailed("validate", exc) from None

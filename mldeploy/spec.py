@@ -324,14 +324,22 @@ def _secrets(value: Any, c: _Collector) -> dict[str, str]:
     return result
 
 
-def secret_values(spec: ServiceSpec, environ: Mapping[str, str]) -> dict[str, str]:
-    """Resolve ``secrets`` (and the registry password) from the environment; every missing one is a problem."""
+@dataclass(frozen=True)
+class ResolvedSecrets:
+    """Secret values read from the deploying machine's environment (never from the spec)."""
+
+    container: Mapping[str, str]  # container variable -> value
+    registry_password: str | None
+
+    def values(self) -> list[str]:
+        return [*self.container.values(), *([self.registry_password] if self.registry_password else [])]
+
+
+def resolve_secrets(spec: ServiceSpec, environ: Mapping[str, str]) -> ResolvedSecrets:
+    """Resolve ``secrets`` and the registry password from the environment; every missing one is a problem."""
     problems: list[SpecProblem] = []
-    values: dict[str, str] = {}
-    wanted = [(f"secrets.{k}", k, v) for k, v in spec.secrets.items()]
-    if spec.registry is not None and spec.registry.password_env:
-        wanted.append(("registry.password_env", "", spec.registry.password_env))
-    for where, container_var, source in wanted:
+
+    def read(where: str, source: str) -> str:
         if not environ.get(source):
             problems.append(
                 SpecProblem(
@@ -341,13 +349,15 @@ def secret_values(spec: ServiceSpec, environ: Mapping[str, str]) -> dict[str, st
                     f"export {source}=<value> on the machine that deploys",
                 )
             )
-        elif container_var:
-            values[container_var] = environ[source]
-        else:
-            values["__registry_password__"] = environ[source]
+        return environ.get(source, "")
+
+    container = {name: read(f"secrets.{name}", source) for name, source in spec.secrets.items()}
+    password = None
+    if spec.registry is not None and spec.registry.password_env:
+        password = read("registry.password_env", spec.registry.password_env)
     if problems:
         raise SpecError(str(spec.path), problems)
-    return values
+    return ResolvedSecrets(container, password or None)
 
 
 def _check_entry_script(path: Path, where: str, c: _Collector) -> None:

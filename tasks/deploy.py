@@ -16,15 +16,15 @@ from mldeploy.orchestration import (
     reports_failure,
 )
 from mldeploy.plan import BuildPlan
-from mldeploy.spec import ServiceSpec, secret_values
+from mldeploy.spec import ServiceSpec, resolve_secrets
 from mldeploy.targets import make_target
 from mldeploy.targets.base import LABEL_MODEL, DeployOutcome, DeployRequest, Target
 from tasks.push import PushedImage
 
 
 def deploy_request(spec: ServiceSpec, plan: BuildPlan, image: PushedImage, model_label: str) -> DeployRequest:
-    secrets = secret_values(spec, os.environ)
-    environment = {**spec.variables, **{k: v for k, v in secrets.items() if k != "__registry_password__"}}
+    secrets = resolve_secrets(spec, os.environ)
+    environment = {**spec.variables, **secrets.container}
     if spec.debug:
         environment["AZUREML_DEBUG"] = "true"
     return DeployRequest(

@@ -10,10 +10,10 @@ from prefect import task
 from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.oci_registry import OciRegistry
-from mldeploy.errors import PermanentError, SpecError, SpecProblem
+from mldeploy.errors import PermanentError
 from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
 from mldeploy.plan import BuildPlan
-from mldeploy.spec import ServiceSpec
+from mldeploy.spec import ServiceSpec, resolve_secrets
 from tasks.build import BuiltImage
 from tasks.resume import push_key
 
@@ -27,22 +27,7 @@ class PushedImage:
 
 
 def registry_password(spec: ServiceSpec) -> str | None:
-    if spec.registry is None or spec.registry.password_env is None:
-        return None
-    value = os.environ.get(spec.registry.password_env)
-    if not value:
-        raise SpecError(
-            str(spec.path),
-            [
-                SpecProblem(
-                    str(spec.path),
-                    "registry.password_env",
-                    f"environment variable {spec.registry.password_env} is not set",
-                    f"export {spec.registry.password_env}=<registry password> before deploying",
-                )
-            ],
-        )
-    return value
+    return resolve_secrets(spec, os.environ).registry_password
 
 
 @task(name="push", task_run_name="push {spec.name}", **stage_options(push_key))
