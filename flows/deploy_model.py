@@ -11,7 +11,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import flow
@@ -31,7 +30,7 @@ from mldeploy.orchestration import (
     scrub,
     service_lock,
 )
-from mldeploy.spec import ServiceSpec, resolve_secrets
+from mldeploy.spec import ServiceSpec, resolve_secrets, service_name_of
 from mldeploy.summary import STAGES, RunSummary
 from tasks.build import build_image
 from tasks.deploy import deploy_service
@@ -53,9 +52,8 @@ class StageFailed(Exception):
 
 
 def _run_name() -> str:
-    params = flow_run.get_parameters()
-    name = Path(str(params.get("spec_path", "service"))).resolve().parent.name
-    return f"deploy-{name}"
+    """`deploy-<service>`: the spec's name when it can be read, else its folder's name."""
+    return f"deploy-{service_name_of(str(flow_run.get_parameters().get('spec_path', 'service')))}"
 
 
 def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]], *, record: bool = True) -> Any:

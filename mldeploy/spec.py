@@ -641,6 +641,19 @@ def _parse(raw: dict[str, Any], spec_path: Path, c: _Collector) -> ServiceSpec |
     )
 
 
+def service_name_of(spec_path: str | Path) -> str:
+    """The service name a spec declares, for labels before validation (its folder's name otherwise)."""
+    path = Path(spec_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        name = raw.get("name") if isinstance(raw, dict) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        name = None
+    if isinstance(name, str) and DNS1123_LABEL.match(name):
+        return name
+    return path.resolve().parent.name
+
+
 def problems_of(path: str | Path) -> list[SpecProblem]:
     """Every problem of a spec file (empty when it is valid); for `mldeploy validate`."""
     try:

@@ -7,15 +7,13 @@ from prefect import task
 from mldeploy.errors import SpecError, SpecProblem
 from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
 from mldeploy.report import spec_summary_markdown
-from mldeploy.spec import ServiceSpec, load_spec
+from mldeploy.spec import ServiceSpec, load_spec, service_name_of
 from mldeploy.targets import available_kinds
 from tasks.resume import validate_key
 
 
 def _service(spec_path: str, target: str | None = None) -> str:
-    from pathlib import Path
-
-    return Path(spec_path).resolve().parent.name
+    return service_name_of(spec_path)
 
 
 @task(name="validate", task_run_name="validate {spec_path}", **stage_options(validate_key))
