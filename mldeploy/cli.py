@@ -82,7 +82,13 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             human.write(f"  {SYMBOLS.get(state, '?')} {stage:<9} {state} in {seconds:.1f} s\n")
             human.flush()
 
-    progress.set_reporter(report)
+    def note(stage: str, text: str) -> None:
+        if args.verbose:
+            return  # the Prefect log lines already show it
+        human.write(f"      {text[:110]}\n")
+        human.flush()
+
+    progress.set_reporter(report, note)
     state = cast(
         "State[Any]",
         deploy_model(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prefect import task
 
+from mldeploy import progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.wheelhouse import resolve_wheelhouse
 from mldeploy.build_context import write_context
@@ -73,6 +74,9 @@ def build_image(
     def on_line(line: str) -> None:
         lines.append(line)
         log.info(line)
+        working_step = line.startswith("Step ") and (" : RUN " in line or " : COPY " in line)
+        if working_step or line.startswith("wheelhouse "):
+            progress.note("build", line)  # the steps that do work; metadata steps go by in an instant
 
     env_file = str(spec.environment.conda_file or spec.environment.requirements or "")
     try:

@@ -6,6 +6,7 @@ import os
 
 from prefect import task
 
+from mldeploy import progress
 from mldeploy.orchestration import (
     STAGE_TASK_OPTIONS,
     artifact_key,
@@ -48,7 +49,12 @@ def deploy_service(
 ) -> DeployOutcome:
     target = target or make_target(spec.target.kind)
     log = logger()
-    outcome = target.deploy(deploy_request(spec, plan, image, model_label), log.info)
+
+    def on_line(line: str) -> None:
+        log.info(line)
+        progress.note("deploy", line)
+
+    outcome = target.deploy(deploy_request(spec, plan, image, model_label), on_line)
     attach_link(
         artifact_key(spec.name, "endpoint"),
         outcome.endpoint + "/score",
