@@ -96,6 +96,7 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # the server runs uvicorn in a child: stop the whole group
         )
         try:
             deadline = time.monotonic() + 90
@@ -105,11 +106,12 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
                 time.sleep(0.25)
             yield api
         finally:
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 @contextlib.contextmanager
