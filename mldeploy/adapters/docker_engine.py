@@ -187,6 +187,21 @@ class DockerEngine:
         )
         return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached, rebuilt=rebuilt)
 
+    def prune_images(self, labels: dict[str, str], keep: int) -> list[str]:
+        """Remove all but the ``keep`` newest images with these labels; images in use stay."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with translated("list images"):
+            found = sorted(self.client.api.images(filters=filters), key=lambda i: i.get("Created", 0), reverse=True)
+        removed = []
+        for image in found[keep:]:
+            try:
+                with translated(f"remove image {image['Id']}"):
+                    self.client.api.remove_image(image["Id"], force=True, noprune=False)
+                removed.append(str(image["Id"]))
+            except (PermanentError, TransientError):
+                continue  # in use by a container, or already gone
+        return removed
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         with translated(f"tag {image} as {repository}:{tag}"):
             self.client.api.tag(image, repository, tag=tag)

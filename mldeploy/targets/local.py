@@ -32,6 +32,7 @@ from mldeploy.targets.base import (
 from mldeploy.waiting import Phase, Status, container_status, wait_until
 
 CONTAINER_PORT = 5001
+IMAGES_KEPT = 3  # per service, newest first
 # GET / is liveness (answers while init() still loads the model); /readyz answers 200 only once
 # init() returned, so readiness is what a roll-out waits for.
 READINESS_PATH = "/readyz"
@@ -206,6 +207,8 @@ class LocalDockerTarget:
         self.engine.rename(outcome.instance, container_name(outcome.service))
         if outcome.previous:
             self.engine.remove(outcome.previous)
+        # Keep a few recent images per service (fast rollbacks, warm cache); drop the rest.
+        self.engine.prune_images({LABEL_SERVICE: outcome.service}, keep=IMAGES_KEPT)
 
     def rollback(self, outcome: DeployOutcome) -> None:
         self.engine.remove(outcome.instance)
@@ -226,4 +229,7 @@ class LocalDockerTarget:
         for state in self.engine.find({LABEL_SERVICE: service}):
             self.engine.remove(state.id)
             removed.append(state.name)
+        images = self.engine.prune_images({LABEL_SERVICE: service}, keep=0)
+        if images:
+            removed.append(f"{len(images)} image(s)")
         return removed
