@@ -9,10 +9,11 @@ with the same scikit-learn models (LogisticRegression and a 50-tree RandomForest
 * ``bare`` — a minimal ASGI app on the same uvicorn/uvloop/httptools calling ``run()`` inline
   (``bench/runtime/bare_app.py``): the ceiling for our runtime.
 
-Each at 1 and 2 workers. Load: ``wrk -t1 -c8 -d15s --latency`` POSTing two iris rows, median of 3 rounds,
-rounds interleaved across servers so that drift on the shared machine hits all of them alike. Also measured:
-RSS of the whole process tree after the load, and the time from process start to the first 200 on
-``/score`` (with the script's own load + init() time, reported by the script, for the "≤ 1 s plus init()" target).
+Each at 1 and 2 workers. Load: ``wrk -t1 -c8 -d15s --latency`` POSTing two iris rows, median of 3 rounds;
+the rounds are interleaved across servers, in an order that rotates every round, so that drift on the shared
+machine hits all of them alike. Also measured: RSS (and PSS) of the whole process tree after the load, and the
+time from process start to the first 200 on ``/score`` next to the script's own load + init() time (reported by
+the script), for the "≤ 1 s plus init()" target.
 
 The benchmark creates what it needs: two virtual environments under ``~/.mldeploy/bench-venvs/`` (the classic
 server with its dependencies, and our runtime's pinned requirements), both with the scikit-learn, numpy and
@@ -132,7 +133,9 @@ class Server:
         return f"{self.kind} {self.workers}w"
 
 
-def command(kind: str, workers: int, port: int, model_dir: Path, venvs: dict[str, Path]) -> tuple[list[str], dict]:
+def command(
+    kind: str, workers: int, port: int, model_dir: Path, venvs: dict[str, Path], ours_env: dict[str, str]
+) -> tuple[list[str], dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "MLDEPLOY_", "PYTHON"))}
     env.pop("WORKER_COUNT", None)
     env["AZUREML_MODEL_DIR"] = str(model_dir)
@@ -162,6 +165,7 @@ def command(kind: str, workers: int, port: int, model_dir: Path, venvs: dict[str
                 "MLDEPLOY_HOST": "127.0.0.1",
                 "MLDEPLOY_PORT": str(port),
                 "WORKER_COUNT": str(workers),
+                **ours_env,
             }
         )
         cmd = [str(python), "-m", "mldeploy_runtime"]
@@ -189,10 +193,17 @@ def post(port: int, timeout: float = 2.0) -> int:
 
 
 def start(
-    kind: str, model: str, workers: int, model_dir: Path, venvs: dict[str, Path], logs: Path, timeout: float = 60
+    kind: str,
+    model: str,
+    workers: int,
+    model_dir: Path,
+    venvs: dict[str, Path],
+    logs: Path,
+    ours_env: dict[str, str],
+    timeout: float = 60,
 ) -> Server:
     port = free_port()
-    cmd, env = command(kind, workers, port, model_dir, venvs)
+    cmd, env = command(kind, workers, port, model_dir, venvs, ours_env)
     log_path = logs / f"{model}-{kind}-{workers}w.log"
     with open(log_path, "wb") as out:
         started = time.perf_counter()
@@ -406,6 +417,9 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: classic,ours,bare")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server logs (printed path)")
+    parser.add_argument(
+        "--ours-env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for our runtime"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -419,6 +433,7 @@ def main() -> int:
         if k not in SERVERS:
             raise SystemExit(f"unknown server {k!r}; choose from {', '.join(SERVERS)}")
 
+    ours_env = dict(item.split("=", 1) for item in args.ours_env)
     pins = shared_pins()
     venvs = {"runtime": ensure_venv("runtime", [*runtime_requirements(), *pins])}
     if "classic" in kinds:
@@ -441,7 +456,7 @@ def main() -> int:
             try:
                 for kind in kinds:
                     for w in workers:
-                        server = start(kind, model, w, work / "models" / model, venvs, logs)
+                        server = start(kind, model, w, work / "models" / model, venvs, logs, ours_env)
                         running.append(server)
                         log(
                             f"{model}: {server.label} up in {server.start_s:.2f} s (load+init {server.load_init_s:.2f})"
@@ -449,7 +464,9 @@ def main() -> int:
                         if args.warmup > 0:
                             wrk(server.port, args.warmup, lua, args.connections, args.threads)
                 for r in range(args.rounds):
-                    for server in running:
+                    # rotate the order every round: no server is always first after a quiet pause
+                    shift = r % len(running)
+                    for server in running[shift:] + running[:shift]:
                         rps, p99, problems = wrk(server.port, args.duration, lua, args.connections, args.threads)
                         server.rps.append(rps)
                         server.p99_ms.append(p99)

@@ -152,7 +152,7 @@ def test_raw_script_scores_and_serves_health(start_server: StartServer) -> None:
 
     status, headers, body = s.request("GET", "/")
     assert (status, body) == (200, b"Healthy")
-    assert headers["content-type"].startswith("text/plain")
+    assert headers["content-type"] == "text/html; charset=utf-8"  # as Flask answered it in the classic server
 
     status, headers, body = s.post(json.dumps({"data": [[1, 1, 1], [0, 0, 2]]}))
     assert status == 200
@@ -186,19 +186,36 @@ def test_raw_script_scores_and_serves_health(start_server: StartServer) -> None:
 def test_routes_404_405_head_options(start_server: StartServer) -> None:
     s = start_server(FIXTURES / "raw")
     status, _, body = s.request("GET", "/nope")
-    assert status == 404 and "message" in json.loads(body)
+    assert status == 404 and "was not found on the server" in json.loads(body)["message"]
 
-    status, headers, _ = s.request("GET", "/score")
-    assert status == 405 and "POST" in headers["allow"]
-    assert s.request("DELETE", "/")[0] == 405
-    assert s.request("PUT", "/score", b"x")[0] == 405
+    status, headers, body = s.request("PUT", "/score", b"x")
+    assert status == 405 and headers["allow"] == "GET, OPTIONS, POST"
+    assert json.loads(body) == {"message": "The method is not allowed for the requested URL."}
+    status, headers, _ = s.request("DELETE", "/")
+    assert status == 405 and headers["allow"] == "GET, HEAD, OPTIONS"
+    # the classic /score handler refused HEAD itself, and answered OPTIONS with an empty 200
+    assert s.request("HEAD", "/score")[0] == 405
+    assert s.request("OPTIONS", "/score")[:1] == (200,)
 
     status, headers, body = s.request("HEAD", "/")
     assert (status, body, headers["content-length"]) == (200, b"", "7")
-    assert s.request("OPTIONS", "/score")[0] == 200
 
     # nothing of the above reached run()
     assert "run: got" not in s.stdout
+
+
+def test_get_score_passes_query_parameters_as_json(start_server: StartServer) -> None:
+    """GET /score?data=[[1,1,1]]: the classic server handed run() json.dumps of the parsed query parameters."""
+    s = start_server(FIXTURES / "raw")
+    status, _, body = s.request("GET", "/score?data=[[1,1,1],[0,0,2]]")
+    assert (status, json.loads(body)) == (200, {"predictions": [6.5, 6.5]})
+    out = s.wait_for_log("run: got", stream="stdout")
+    assert f"run: got {len(json.dumps({'data': [[1, 1, 1], [0, 0, 2]]}))} characters" in out
+
+    t = start_server(FIXTURES / "schema_numpy")
+    status, _, body = t.request("GET", "/score?data=[[1,2,3]]&scale=2")
+    assert status == 200, body
+    assert json.loads(body) == {"predictions": [29.0], "input_type": "ndarray", "scale": 2}
 
 
 def test_undecorated_swagger_is_generic(start_server: StartServer) -> None:
@@ -411,14 +428,19 @@ def test_non_serializable_result_is_500(start_server: StartServer) -> None:
 
 def test_scoring_timeout_and_request_headers(start_server: StartServer) -> None:
     s = start_server(FIXTURES / "slow", env={"SCORING_TIMEOUT_MS": "300"})
+    # request_headers is dict(flask.request.headers) in the classic server: Title-Case names
     status, _, body = s.post("hi", {"x-custom": "v1"})
     assert (status, json.loads(body)) == (200, {"x-custom": "v1"})
     started = time.monotonic()
-    status, _, body = s.post("sleep")
+    status, headers, body = s.post("sleep")
     assert time.monotonic() - started < 5
     assert status == 500 and json.loads(body)["message"] == "Scoring timeout after 300 ms"
+    assert headers["x-ms-run-function-failed"] == "True"
     assert "run() failed: did not finish within SCORING_TIMEOUT_MS=300" in s.wait_for_log("SCORING_TIMEOUT_MS")
+    # the worker survived and scores the next request
     assert s.request("GET", "/")[0] == 200
+    assert s.post("again", {"X-Custom": "v2"})[:1] == (200,)
+    assert "swallowed" not in s.stdout
 
 
 def test_rawhttp_mode(start_server: StartServer) -> None:
