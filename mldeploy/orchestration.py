@@ -202,7 +202,8 @@ def reports_failure(stage: str, service_of: Callable[..., str]) -> Callable[[Cal
 # --- one deploy at a time per service ------------------------------------------------------------
 
 # The slot is a lease, renewed while held; a crashed holder's slot is free again after this.
-LOCK_LEASE_SECONDS = float(os.environ.get("MLDEPLOY_LOCK_LEASE_SECONDS", "60"))
+# Prefect refuses leases shorter than 60 s.
+LOCK_LEASE_SECONDS = max(60.0, float(os.environ.get("MLDEPLOY_LOCK_LEASE_SECONDS", "60")))
 LOCK_WAIT_SECONDS = float(os.environ.get("MLDEPLOY_LOCK_WAIT_SECONDS", "3600"))
 
 

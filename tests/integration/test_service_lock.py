@@ -96,11 +96,15 @@ def test_different_services_hold_their_slots_at_the_same_time(prefect_server):
 
 
 def test_a_missing_limit_fails_instead_of_running_unguarded(prefect_server, monkeypatch):
-    from prefect.concurrency.sync import ConcurrencySlotAcquisitionError
-
     monkeypatch.setattr(orchestration, "ensure_service_limit", orchestration.service_lock_name)
-    with pytest.raises(ConcurrencySlotAcquisitionError), orchestration.service_lock(f"nolimit-{uuid.uuid4().hex}"):
+    service = f"nolimit-{uuid.uuid4().hex[:8]}"
+    # Prefect's strict mode raises its ConcurrencySlotAcquisitionError (from a private module)
+    with (
+        pytest.raises(Exception, match="must be created before acquiring slots") as caught,
+        orchestration.service_lock(service),
+    ):
         pytest.fail("ran without holding the slot")
+    assert orchestration.service_lock_name(service) in str(caught.value)
 
 
 HOLDER = """
@@ -113,9 +117,7 @@ with orchestration.service_lock(sys.argv[1]):
 
 
 def test_a_crashed_holder_frees_the_slot_within_its_lease(prefect_server, monkeypatch):
-    lease = 10.0
-    monkeypatch.setenv("MLDEPLOY_LOCK_LEASE_SECONDS", str(lease))
-    monkeypatch.setattr(orchestration, "LOCK_LEASE_SECONDS", lease)
+    lease = orchestration.LOCK_LEASE_SECONDS  # 60 s: the shortest lease Prefect accepts
     service = f"crash-{uuid.uuid4().hex[:8]}"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, service],
