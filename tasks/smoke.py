@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prefect import task
@@ -11,11 +13,20 @@ from mldeploy.adapters.http_probe import HttpProbe
 from mldeploy.errors import PermanentError
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_table, logger, reports_failure
 from mldeploy.smoke import CaseResult, judge
-from mldeploy.spec import ServiceSpec
+from mldeploy.spec import ServiceSpec, resolve_secrets
 from mldeploy.targets import make_target
 from mldeploy.targets.base import DeployOutcome, Target
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+AUTH_KEYS = ("MLDEPLOY_AUTH_PRIMARY_KEY", "MLDEPLOY_AUTH_SECONDARY_KEY")  # the runtime's key auth settings
+
+
+def auth_headers(container_secrets: Mapping[str, str]) -> dict[str, str]:
+    """With key auth on (a key among the spec's secrets), smoke requests carry a key like any client."""
+    for name in AUTH_KEYS:
+        if container_secrets.get(name):
+            return {"Authorization": f"Bearer {container_secrets[name]}"}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,9 @@ def smoke_test(
     probe = probe or HttpProbe()
     log = logger()
     results = []
+    headers = auth_headers(resolve_secrets(spec, os.environ).container)
     for case in spec.smoke:
-        reply = probe.post(outcome.endpoint + "/score", case.body(), timeout=REQUEST_TIMEOUT_SECONDS)
+        reply = probe.post(outcome.endpoint + "/score", case.body(), timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
         result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
         log.info(
             "%s: %s in %.1f ms%s",

@@ -80,8 +80,8 @@ def edge_service(make_service, monkeypatch):
             "CANARY": "RUNTIME_TEST_CANARY",
         },
         **{"environment.variables": {"SCORING_TIMEOUT_MS": "1000"}},
-        # the smoke stage sends no key (yet): with key auth on, the right answer to it is 401
-        smoke=[{"name": "no key", "request": IRIS_ROWS, "expect_status": 401}],
+        # with key auth on, the smoke stage sends the primary key like any client
+        smoke=[{"name": "with key", "request": IRIS_ROWS, "expect_status": 200, "expect": PREDICTIONS}],
     )
     result = deploy(service)
     assert result.code == 0, result.stderr + result.stdout
