@@ -33,7 +33,6 @@ class Code(StrEnum):
     HEALTH_TIMEOUT = "health_timeout"
     BURST_503 = "burst_503"
     SMOKE_MISMATCH = "smoke_mismatch"
-    TARGET_UNSUPPORTED = "target_unsupported"
     DEPLOY_SLOT_BUSY = "deploy_slot_busy"
     ENDPOINT_UNAVAILABLE = "endpoint_unavailable"
     UNKNOWN = "unknown"

@@ -25,8 +25,6 @@ from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
 from mldeploy.targets.base import LABEL_FINGERPRINT
 
-STAGES = ("validate", "register", "build", "push", "deploy", "smoke")
-
 
 @cache
 def code_fingerprint() -> str:

@@ -202,10 +202,6 @@ class DockerEngine:
                 continue  # in use by a container, or already gone
         return removed
 
-    def tag(self, image: str, repository: str, tag: str) -> None:
-        with translated(f"tag {image} as {repository}:{tag}"):
-            self.client.api.tag(image, repository, tag=tag)
-
     def push(
         self, repository: str, tag: str, auth: dict[str, str] | None = None, on_line: LineSink = _noop
     ) -> tuple[str, int]:
@@ -314,10 +310,6 @@ class DockerEngine:
                 self.client.api.remove_container(container, force=True)
         except PermanentError:
             pass  # already gone
-
-    def update_restart_policy(self, container: str, enabled: bool) -> None:
-        with translated(f"update container {container}"):
-            self.client.api.update_container(container, restart_policy={"Name": "unless-stopped" if enabled else "no"})
 
 
 def _state_of(info: dict[str, Any]) -> ContainerState:

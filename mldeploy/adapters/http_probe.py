@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from mldeploy.errors import TransientError
-
 
 @dataclass(frozen=True)
 class Reply:
@@ -39,11 +37,3 @@ class HttpProbe:
         except httpx.HTTPError as exc:
             return Reply(None, "", time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
         return Reply(response.status_code, response.text, time.perf_counter() - start)
-
-    def get_json(self, url: str, timeout: float = 5.0) -> object:
-        try:
-            response = self.client.get(url, timeout=timeout)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise TransientError(f"GET {url}: {exc}") from exc
