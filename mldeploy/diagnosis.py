@@ -215,8 +215,8 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
             f"add the package that provides {module.group('name')!r} to the environment file (the pip: section "
             "of the conda file, or the requirements file)"
             if module
-            else "fix the error at the top level of the scoring script (traceback above); it runs on import, "
-            "before init()",
+            else "fix the error at the top level of the scoring script (the traceback is in the evidence); "
+            "it runs on import, before init()",
             "deploy",
         )
     if "mldeploy-runtime: init() failed" in log or "Traceback" in log:
@@ -224,8 +224,8 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
             Code.INIT_FAILED,
             f"init() raised and the container exited (code {exit_code})",
             last_traceback(log),
-            "fix the exception in init() of the scoring script (traceback "
-            "above); run 'mldeploy logs <service>' for the whole log",
+            "fix the exception in init() of the scoring script (the traceback is in the evidence); "
+            "run 'mldeploy logs <service>' for the whole log",
             "deploy",
         )
     return Diagnosis(
@@ -276,7 +276,7 @@ def run_failed(case: str, status: int, log: str) -> Diagnosis:
         Code.RUN_FAILED,
         f"run() raised for smoke request {case!r} (HTTP {status})",
         last_traceback(log),
-        "fix the exception in run() (traceback above from the container log); set deploy.debug: true "
+        "fix the exception in run() (the traceback from the container log is in the evidence); set deploy.debug: true "
         "to see error text in responses while debugging",
         "smoke",
     )
