@@ -163,6 +163,17 @@ class Service:
     def write(self, relative: str, text: str) -> None:
         (self.root / relative).write_text(text)
 
+    def patch_script(self, old: str, new: str) -> None:
+        """Replace text in score.py; a pattern that is not there fails the test instead of changing nothing."""
+        script = (self.root / "score.py").read_text()
+        assert old in script, f"score.py has no {old!r}"
+        self.write("score.py", script.replace(old, new, 1))
+
+    def prepend_to(self, function: str, *lines: str) -> None:
+        """Insert statements at the top of a top-level function of score.py (e.g. make init() raise)."""
+        header = f"def {function}({'raw_data' if function == 'run' else ''}):\n"
+        self.patch_script(header, header + "".join(f"    {line}\n" for line in lines))
+
     def score(self, body: object, timeout: float = 10) -> tuple[int, Any]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/score",

@@ -23,8 +23,7 @@ def task_run_counts(flow_run_id: str) -> dict[str, int]:
 
 def test_slow_init_fails_at_the_health_deadline(make_service):
     iris = make_service("iris")
-    score = (iris.root / "score.py").read_text()
-    iris.write("score.py", score.replace("def init():\n", "def init():\n    import time\n    time.sleep(60)\n", 1))
+    iris.prepend_to("init", "import time", "time.sleep(60)")
     iris.edit_spec(**{"deploy.health_timeout_seconds": 3})
     result = deploy(iris)
     assert result.code == 1
@@ -37,15 +36,7 @@ def test_slow_init_fails_at_the_health_deadline(make_service):
 
 def test_out_of_memory_is_named(make_service):
     iris = make_service("iris")
-    score = (iris.root / "score.py").read_text()
-    iris.write(
-        "score.py",
-        score.replace(
-            "def init():\n",
-            "def init():\n    hog = bytearray(400 * 1024 * 1024)\n    hog[::4096] = b'x' * len(hog[::4096])\n",
-            1,
-        ),
-    )
+    iris.prepend_to("init", "hog = bytearray(400 * 1024 * 1024)", "hog[::4096] = b'x' * len(hog[::4096])")
     iris.edit_spec(**{"target.memory_gb": 0.2})
     result = deploy(iris)
     assert result.code == 1

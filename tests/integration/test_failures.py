@@ -34,11 +34,7 @@ def _assert_previous_still_serving(service) -> None:
 
 
 def test_init_raising_fails_deploy_fast_with_traceback(live_iris):
-    score = (live_iris.root / "score.py").read_text()
-    live_iris.write(
-        "score.py",
-        score.replace("def init():\n", "def init():\n    raise RuntimeError('cannot load the tokenizer')\n", 1),
-    )
+    live_iris.prepend_to("init", "raise RuntimeError('cannot load the tokenizer')")
     result = deploy(live_iris)
     assert result.code == 1
     summary = result.summary
@@ -54,8 +50,7 @@ def test_init_raising_fails_deploy_fast_with_traceback(live_iris):
 
 
 def test_model_path_mismatch_names_the_path_and_the_folder_contents(live_iris):
-    score = (live_iris.root / "score.py").read_text()
-    live_iris.write("score.py", score.replace('"model.joblib"', '"iris_model.pkl"'))
+    live_iris.patch_script('"model.joblib"', '"iris_model.pkl"')
     result = deploy(live_iris)
     assert result.code == 1
     found = result.summary["diagnosis"]
@@ -67,10 +62,7 @@ def test_model_path_mismatch_names_the_path_and_the_folder_contents(live_iris):
 
 
 def test_run_raising_fails_smoke_and_rolls_back(live_iris):
-    score = (live_iris.root / "score.py").read_text()
-    live_iris.write(
-        "score.py", score.replace("def run(raw_data):\n", "def run(raw_data):\n    raise KeyError('petal_width')\n", 1)
-    )
+    live_iris.prepend_to("run", "raise KeyError('petal_width')")
     result = deploy(live_iris)
     assert result.code == 1
     summary = result.summary

@@ -34,15 +34,10 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     # 1. init() prints the secret and raises with it in the message: deploy fails
     leaky_init = make_service("iris")
     leaky_init.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
-    score = (leaky_init.root / "score.py").read_text()
-    leaky_init.write(
-        "score.py",
-        score.replace(
-            "def init():\n",
-            "def init():\n    print('token is', os.environ['API_TOKEN'], flush=True)\n"
-            "    raise RuntimeError('rejected token ' + os.environ['API_TOKEN'])\n",
-            1,
-        ),
+    leaky_init.prepend_to(
+        "init",
+        "print('token is', os.environ['API_TOKEN'], flush=True)",
+        "raise RuntimeError('rejected token ' + os.environ['API_TOKEN'])",
     )
     runs.append(deploy(leaky_init))
     assert runs[-1].summary["failed_stage"] == "deploy"
@@ -50,15 +45,10 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     # 2. run() raises with the secret: smoke fails and rolls back
     leaky_run = make_service("iris")
     leaky_run.edit_spec(secrets={"API_TOKEN": "MLDEPLOY_CANARY_TOKEN"})
-    score = (leaky_run.root / "score.py").read_text()
-    leaky_run.write(
-        "score.py",
-        score.replace(
-            "def run(raw_data):\n",
-            "def run(raw_data):\n    print('scoring with', os.environ['API_TOKEN'], flush=True)\n"
-            "    raise ValueError('token ' + os.environ['API_TOKEN'] + ' expired')\n",
-            1,
-        ),
+    leaky_run.prepend_to(
+        "run",
+        "print('scoring with', os.environ['API_TOKEN'], flush=True)",
+        "raise ValueError('token ' + os.environ['API_TOKEN'] + ' expired')",
     )
     runs.append(deploy(leaky_run))
     assert runs[-1].summary["failed_stage"] == "smoke"
