@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-tools test-unit test-integration lint typecheck bench server pool flows worker models help
+.PHONY: setup demo test test-tools test-unit test-middle test-integration lint typecheck bench reference server pool flows worker models help
 
 help:
 	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
@@ -37,6 +37,9 @@ typecheck:
 test-unit:
 	$(VENV)/bin/pytest tests/unit -q
 
+test-middle:  ## every stage through .fn() with a fake engine, registry and endpoints (< 1 min)
+	$(VENV)/bin/pytest tests/middle -q
+
 test-tools:
 	@bash scripts/setup-test-tools.sh
 
@@ -48,6 +51,9 @@ test: setup test-tools lint typecheck
 
 bench: setup
 	$(PY) bench/deploy_bench.py
+
+reference:  ## the JSON Schema and README key table, regenerated from the spec's declaration
+	$(PY) scripts/update-reference.py
 
 # --- Prefect: server, work pool, deployments (prefect.yaml) and a worker -------------------------
 PREFECT_API_URL ?= http://127.0.0.1:4200/api

@@ -11,7 +11,8 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
@@ -19,8 +20,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from mldeploy import diagnosis, progress
+from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.errors import SpecError, TransientError
-from mldeploy.models import ModelVersion
+from mldeploy.images import ImageRef
+from mldeploy.models import ModelVersion, Registration
 from mldeploy.orchestration import (
     artifact_key,
     attach_markdown,
@@ -30,18 +33,19 @@ from mldeploy.orchestration import (
     scrub,
     service_lock,
 )
-from mldeploy.spec import ServiceSpec, resolve_secrets, service_name_of
+from mldeploy.plan import deploy_request
+from mldeploy.registry_auth import registry_auth
+from mldeploy.spec import ResolvedSecrets, ServiceSpec, resolve_secrets, service_name_of
 from mldeploy.summary import STAGES, RunSummary
+from mldeploy.targets import make_target
+from mldeploy.targets.base import Target
 from tasks.build import build_image
 from tasks.deploy import deploy_service
 from tasks.plan import plan_deployment
 from tasks.push import push_image
 from tasks.register import register_model
-from tasks.resume import build_is_stale, push_is_stale, register_is_stale
 from tasks.smoke import smoke_test
 from tasks.validate import validate_spec
-
-T = TypeVar("T")
 
 
 class StageFailed(Exception):
@@ -56,37 +60,49 @@ def _run_name() -> str:
     return f"deploy-{service_name_of(str(flow_run.get_parameters().get('spec_path', 'service')))}"
 
 
+def _reused(result: Any) -> bool:
+    if isinstance(result, Registration):
+        return not result.created_new
+    return bool(getattr(result, "reused", False))
+
+
 def _stage(summary: RunSummary, name: str, call: Callable[[], State[Any]], *, record: bool = True) -> Any:
     """Run one stage task; record its state and time, or raise StageFailed with its exception.
 
     ``record=False`` runs a helper task (the plan) whose failure counts against stage ``name``.
+    A stage that found its output already made by an earlier run is recorded as ``cached``.
     """
-    if not record:
-        state = call()
-        if state.is_completed():
-            return state.result()
-        summary.stage(name, "failed")
-        raise StageFailed(name, state.result(raise_on_failure=False))
-    progress.report(name, "running")
+    if record:
+        progress.report(name, "running")
     started = time.monotonic()
     state = call()
     seconds = time.monotonic() - started
     if state.is_completed():
-        outcome = "cached" if state.name == "Cached" else "completed"
-        summary.stage(name, outcome, seconds)
-        progress.report(name, outcome, seconds)
-        return state.result()
-    summary.stage(name, "failed", seconds)
-    progress.report(name, "failed", seconds)
+        result = state.result()
+        if record:
+            outcome = "cached" if _reused(result) else "completed"
+            summary.stage(name, outcome, seconds)
+            progress.report(name, outcome, seconds)
+        return result
+    summary.stage(name, "failed", seconds if record else summary.stages[name]["seconds"])
+    if record:
+        progress.report(name, "failed", seconds)
     raise StageFailed(name, state.result(raise_on_failure=False))
 
 
-def _fresh(task: T, stage: str, from_stage: str | None, stale: Callable[[], bool] = lambda: False) -> T:
-    """The stage's task, told to ignore cached results when the run restarts at or before it,
-    or when what the cached run produced is gone."""
-    if (from_stage is not None and STAGES.index(stage) >= STAGES.index(from_stage)) or stale():
-        return task.with_options(refresh_cache=True)  # type: ignore[attr-defined, no-any-return]
-    return task
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything a run reads or connects to, made once and handed to each stage."""
+
+    spec: ServiceSpec
+    secrets: ResolvedSecrets
+    engine: DockerEngine
+    target: Target
+    from_stage: str | None
+
+    def forced(self, stage: str) -> bool:
+        """Whether ``stage`` re-executes instead of reusing what an earlier run made (--from-stage)."""
+        return self.from_stage is not None and STAGES.index(stage) >= STAGES.index(self.from_stage)
 
 
 @flow(name="deploy-model", flow_run_name=_run_name)
@@ -96,12 +112,14 @@ def deploy_model(
     force: bool = False,
     no_cache: bool = False,
     from_stage: str | None = None,
+    allowed_roots: list[str] | None = None,
 ) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README).
 
     ``target`` overrides target.kind; ``force`` deploys even when nothing changed; ``no_cache``
-    rebuilds every image layer (implies ``force``). Finished stages of an earlier run with the
-    same inputs are reused (Cached); ``from_stage`` re-executes that stage and every later one.
+    rebuilds every image layer (implies ``force``). What an earlier run already made (the model
+    version, the image, the pushed manifest) is reused; ``from_stage`` re-executes that stage and
+    every later one. ``allowed_roots``: folders outside the spec's own that its paths may name.
     """
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, not {from_stage!r}")
@@ -111,20 +129,26 @@ def deploy_model(
         flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
     )
     try:
-        validate = _fresh(validate_spec, "validate", from_stage)
-        spec = _stage(summary, "validate", lambda: validate(spec_path, target, return_state=True))
+        roots = tuple(allowed_roots or ())
+        spec = _stage(summary, "validate", lambda: validate_spec(spec_path, target, roots, return_state=True))
         summary.service = spec.name
-        try:  # secret values are known from here on, and scrubbed from every log, artifact and error
-            keep_secrets(resolve_secrets(spec, os.environ).values())
+        summary.notices += spec.notices
+        try:  # secret values are read once, here, and scrubbed from every log, artifact and error from now on
+            secrets = resolve_secrets(spec, os.environ)
         except SpecError as exc:
             summary.stage("validate", "failed")
             raise StageFailed("validate", exc) from None
-        register = _fresh(register_model, "register", from_stage, lambda: register_is_stale(spec))
-        model = _stage(summary, "register", lambda: register(spec, return_state=True))
+        keep_secrets(secrets.values())
+        engine = DockerEngine()
+        run = RunInputs(spec, secrets, engine, make_target(spec.target, engine=engine), from_stage)
+        registration = _stage(
+            summary, "register", lambda: register_model(spec, force=run.forced("register"), return_state=True)
+        )
+        model = registration.model
         summary.model = {"name": model.name, "version": model.version, "sha256": model.sha256}
         try:
             with service_lock(spec.name):
-                _build_to_smoke(summary, spec, model, force=force, no_cache=no_cache, from_stage=from_stage)
+                _build_to_smoke(summary, run, model, force=force, no_cache=no_cache)
         except TimeoutError as exc:
             raise StageFailed(
                 "deploy",
@@ -136,11 +160,10 @@ def deploy_model(
         if summary.status == "noop":
             return _finish(summary, Completed(message="no-op: nothing changed", data=summary.to_dict()))
     except StageFailed as failure:
-        summary.status = "failed"
-        summary.failed_stage = failure.stage
-        summary.diagnosis = {k: scrub(v) for k, v in diagnosis_of(failure.stage, failure.exc).to_dict().items()}
-        summary.skip_rest(f"{failure.stage} failed")
-        message = f"{failure.stage} failed: {summary.diagnosis['summary']}"
+        summary.fail(
+            failure.stage, {k: scrub(v) for k, v in diagnosis_of(failure.stage, failure.exc).to_dict().items()}
+        )
+        message = f"{failure.stage} failed: {summary.diagnosis['summary'] if summary.diagnosis else ''}"
         return _finish(summary, Failed(message=message, data=summary.to_dict()))
     summary.status = "succeeded"
     return _finish(
@@ -148,37 +171,48 @@ def deploy_model(
     )
 
 
-def _build_to_smoke(
-    summary: RunSummary, spec: ServiceSpec, model: ModelVersion, *, force: bool, no_cache: bool, from_stage: str | None
-) -> None:
+def _build_to_smoke(summary: RunSummary, run: RunInputs, model: ModelVersion, *, force: bool, no_cache: bool) -> None:
     """The stages that change what serves; they run while the service's deploy slot is held."""
+    spec = run.spec
     # Planning (base image, environment, no-op check) belongs to the build stage.
     result = _stage(
-        summary, "build", lambda: plan_deployment(spec, model, force=force, return_state=True), record=False
+        summary,
+        "build",
+        lambda: plan_deployment(spec, model, run.secrets, run.engine, run.target, force=force, return_state=True),
+        record=False,
     )
-    summary.notices = list(result.plan.notices)
+    summary.notices += list(result.plan.notices)
     if result.noop and result.live is not None:
         summary.status = "noop"
         summary.endpoint = result.live.endpoint
         summary.image = {"ref": result.live.image, "digest": _digest(result.live.image)}
         summary.skip_rest("nothing changed since the last successful deploy")
         return
-    build = _fresh(build_image, "build", from_stage, lambda: build_is_stale(result.plan))
-    built = _stage(summary, "build", lambda: build(spec, model, result.plan, no_cache=no_cache, return_state=True))
+    summary.reasons = list(result.drift)
+    built = _stage(
+        summary,
+        "build",
+        lambda: build_image(
+            spec, model, result.plan, run.engine, no_cache=no_cache, force=run.forced("build"), return_state=True
+        ),
+    )
     summary.stages["build"].update(
         steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
     )
-    push = _fresh(push_image, "push", from_stage, lambda: push_is_stale(spec, result.plan))
-    pushed = _stage(summary, "push", lambda: push(spec, result.plan, built, return_state=True))
+    auth = registry_auth(spec.registry.username if spec.registry else None, run.secrets.registry_password)
+    pushed = _stage(
+        summary,
+        "push",
+        lambda: push_image(spec, result.plan, built, run.engine, auth, force=run.forced("push"), return_state=True),
+    )
     summary.stages["push"].update(layers_uploaded=pushed.layers_uploaded)
     if not pushed.pushed:
         summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
     summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
-    outcome = _stage(
-        summary, "deploy", lambda: deploy_service(spec, result.plan, pushed, model.label, return_state=True)
-    )
+    request = deploy_request(spec, result.plan, pushed.ref, model.label, run.secrets, auth)
+    outcome = _stage(summary, "deploy", lambda: deploy_service(request, run.target, return_state=True))
     summary.endpoint = outcome.endpoint
-    _stage(summary, "smoke", lambda: smoke_test(spec, outcome, return_state=True))
+    _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
 
 
 def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:
@@ -192,4 +226,7 @@ def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:
 
 
 def _digest(ref: str) -> str | None:
-    return ref.split("@", 1)[1] if "@" in ref else None
+    try:
+        return ImageRef.parse(ref).digest
+    except ValueError:
+        return None

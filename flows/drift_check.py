@@ -8,6 +8,7 @@ drift shows up in the UI and in notifications.
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 from prefect import flow
@@ -15,7 +16,10 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from flows.deploy_model import deploy_model
-from mldeploy.orchestration import artifact_key, attach_markdown, logger
+from mldeploy.adapters.docker_engine import DockerEngine
+from mldeploy.orchestration import artifact_key, attach_markdown, keep_secrets, logger
+from mldeploy.spec import resolve_secrets
+from mldeploy.targets import make_target
 from tasks.plan import plan_deployment
 from tasks.register import register_model
 from tasks.validate import validate_spec
@@ -25,8 +29,11 @@ from tasks.validate import validate_spec
 def drift_check(spec_path: str, redeploy: bool = True) -> Any:
     """Redeploy ``spec_path``'s service when it drifted from its spec (or only report, ``redeploy=False``)."""
     spec = validate_spec(spec_path)
-    model = register_model(spec)
-    result = plan_deployment(spec, model)
+    secrets = resolve_secrets(spec, os.environ)
+    keep_secrets(secrets.values())
+    engine = DockerEngine()
+    model = register_model(spec).model
+    result = plan_deployment(spec, model, secrets, engine, make_target(spec.target, engine=engine))
     report = {"service": spec.name, "drift": list(result.drift), "live": result.live.endpoint if result.live else None}
     lines = [f"# Drift check: {spec.name}", ""]
     lines += [f"- {reason}" for reason in result.drift] or ["No drift: the live service matches its spec."]

@@ -12,10 +12,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from mldeploy.spec.targets import TARGET_KINDS
+from mldeploy.summary import STAGES, RunSummary
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
+
+    from mldeploy.spec import ServiceSpec
 
 EXIT_OK, EXIT_STAGE_FAILED, EXIT_SPEC_INVALID = 0, 1, 2
 SYMBOLS = {"running": "…", "completed": "✓", "cached": "↺", "failed": "✗", "skipped": "-"}
@@ -32,44 +38,6 @@ def _print_diagnosis(summary: dict[str, Any], out: TextIO) -> None:
         for line in detail.splitlines()[-25:]:
             print(f"    {line}", file=out)
     print(f"  fix: {found['hint']}", file=out)
-
-
-def _spec_failure_summary(exc: Any) -> dict[str, Any]:
-    from mldeploy.summary import STAGES
-
-    return {
-        "service": None,
-        "status": "failed",
-        "failed_stage": "validate",
-        "diagnosis": exc.diagnosis.to_dict(),
-        "endpoint": None,
-        "model": None,
-        "image": None,
-        "flow_run_id": None,
-        "ui_url": None,
-        "problems": [p.to_dict() for p in exc.problems],
-        "stages": [{"name": s, "state": "failed" if s == "validate" else "skipped", "seconds": 0.0} for s in STAGES],
-    }
-
-
-def _crash_summary(message: str, flow_run_id: str | None) -> dict[str, Any]:
-    """The flow itself crashed (or left no summary): still honour the contract."""
-    return {
-        "status": "failed",
-        "failed_stage": None,
-        "diagnosis": {
-            "code": "unknown",
-            "summary": message,
-            "detail": message,
-            "hint": "see the flow run's logs in the Prefect UI",
-            "stage": "",
-        },
-        "endpoint": None,
-        "model": None,
-        "image": None,
-        "flow_run_id": flow_run_id,
-        "stages": [],
-    }
 
 
 def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
@@ -97,19 +65,22 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             force=args.force,
             no_cache=args.no_cache,
             from_stage=args.from_stage,
+            allowed_roots=[os.path.abspath(root) for root in args.allow_root],
             return_state=True,
         ),
     )
     data: Any = state.result(raise_on_failure=False)
     if isinstance(data, dict):
         return data
-    return _crash_summary(f"the flow run crashed: {data!r}", str(state.state_details.flow_run_id or ""))
+    return RunSummary.crashed(f"the flow run crashed: {data!r}", str(state.state_details.flow_run_id or "")).to_dict()
 
 
 def _run_remotely(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
     from mldeploy.remote import default_idempotency_key, trigger_and_wait
 
     parameters: dict[str, Any] = {"spec_path": args.spec, "force": args.force, "no_cache": args.no_cache}
+    if args.allow_root:
+        parameters["allowed_roots"] = list(args.allow_root)
     if args.target:
         parameters["target"] = args.target
     if args.from_stage:
@@ -123,23 +94,32 @@ def _run_remotely(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
     run = trigger_and_wait(args.remote, parameters, idempotency_key=key, timeout=args.timeout, on_state=report)
     if run.summary is not None:
         return run.summary
-    return _crash_summary(f"the flow run ended {run.state} without a summary", run.flow_run_id)
+    return RunSummary.crashed(f"the flow run ended {run.state} without a summary", run.flow_run_id).to_dict()
+
+
+def _load(args: argparse.Namespace) -> ServiceSpec:
+    from mldeploy.settings import Settings
+    from mldeploy.spec import load_spec
+
+    roots = (*Settings.load().allowed_roots, *(Path(root) for root in args.allow_root))
+    return load_spec(args.spec, target_override=getattr(args, "target", None), allowed_roots=roots)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from mldeploy.errors import SpecError
-    from mldeploy.spec import load_spec
 
     human = sys.stderr if args.json else sys.stdout
     # Fail fast on a bad spec, before any engine or Prefect start-up (the flow validates again).
     # A remote run resolves the path on the worker; check it here only when it exists here too.
     if not args.remote or os.path.exists(args.spec):
         try:
-            load_spec(args.spec, target_override=args.target)
+            _load(args)
         except SpecError as exc:
             print(str(exc), file=human)
             if args.json:
-                print(json.dumps(_spec_failure_summary(exc)))
+                assert exc.diagnosis is not None
+                refused = RunSummary.refused_spec(exc.diagnosis.to_dict(), [p.to_dict() for p in exc.problems])
+                print(json.dumps(refused.to_dict()))
             return EXIT_SPEC_INVALID
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -168,10 +148,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from mldeploy.errors import SpecError
-    from mldeploy.spec import load_spec
 
     try:
-        spec = load_spec(args.spec)
+        spec = _load(args)
     except SpecError as exc:
         if args.json:
             print(json.dumps({"valid": False, "problems": [p.to_dict() for p in exc.problems]}))
@@ -179,9 +158,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(str(exc))
         return EXIT_SPEC_INVALID
     if args.json:
-        print(json.dumps({"valid": True, "service": spec.name}))
+        print(json.dumps({"valid": True, "service": spec.name, "notices": list(spec.notices)}))
     else:
         print(f"{spec.path}: valid (service {spec.name}, model {spec.model.name}, target {spec.target.kind})")
+        for notice in spec.notices:
+            print(f"  note: {notice}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mldeploy.spec.reference import markdown_reference, schema_text
+
+    print(markdown_reference() if args.markdown else schema_text(), end="")
     return EXIT_OK
 
 
@@ -212,10 +200,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from mldeploy.errors import PermanentError
+    from mldeploy.spec import LocalTarget
     from mldeploy.targets import make_target
 
     try:
-        print(make_target(args.target).logs(args.name, tail=args.tail), end="")
+        for chunk in make_target(LocalTarget()).logs(args.name, tail=args.tail, follow=args.follow):
+            print(chunk, end="", flush=True)
     except PermanentError as exc:
         print(exc, file=sys.stderr)
         return EXIT_STAGE_FAILED
@@ -223,9 +213,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from mldeploy.spec import LocalTarget
     from mldeploy.targets import make_target
 
-    removed = make_target(args.target).delete(args.name)
+    removed = make_target(LocalTarget()).delete(args.name)
     print(f"removed {', '.join(removed)}" if removed else f"nothing deployed as {args.name!r}")
     return EXIT_OK
 
@@ -235,13 +226,13 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     deploy = sub.add_parser("deploy", help="deploy a service spec")
     deploy.add_argument("spec")
-    deploy.add_argument("--target", choices=("local", "aci", "kubernetes"), help="override target.kind")
+    deploy.add_argument("--target", choices=TARGET_KINDS, help="override target.kind")
     deploy.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     deploy.add_argument("--force", action="store_true", help="deploy even when nothing changed")
     deploy.add_argument("--no-cache", action="store_true", help="rebuild every image layer (implies --force)")
     deploy.add_argument(
         "--from-stage",
-        choices=("validate", "register", "build", "push", "deploy", "smoke"),
+        choices=STAGES,
         help="re-execute this stage and every later one instead of reusing finished stages",
     )
     deploy.add_argument("--verbose", "-v", action="store_true", help="show every Prefect log line")
@@ -260,7 +251,19 @@ def parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a service spec without deploying")
     validate.add_argument("spec")
     validate.add_argument("--json", action="store_true")
+    validate.add_argument("--target", choices=TARGET_KINDS, help="validate as if target.kind were this")
     validate.set_defaults(func=cmd_validate)
+    for command in (deploy, validate):
+        command.add_argument(
+            "--allow-root",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="a folder outside the spec's own that its paths may name (repeatable; a spec cannot allow it)",
+        )
+    schema = sub.add_parser("schema", help="print the JSON Schema of service.yaml (or its key reference)")
+    schema.add_argument("--markdown", action="store_true", help="the key reference table instead (README)")
+    schema.set_defaults(func=cmd_schema)
     models = sub.add_parser("models", help="the model registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     listing = models_sub.add_parser("list")
@@ -272,11 +275,10 @@ def parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="the log of a deployed service")
     logs.add_argument("name")
     logs.add_argument("--tail", type=int, default=200)
-    logs.add_argument("--target", default="local", choices=("local",))
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing as the service logs")
     logs.set_defaults(func=cmd_logs)
     delete = sub.add_parser("delete", help="remove a deployed service")
     delete.add_argument("name")
-    delete.add_argument("--target", default="local", choices=("local",))
     delete.set_defaults(func=cmd_delete)
     return root
 

@@ -140,6 +140,16 @@ def build_failure(build_log: str, error_message: str) -> Diagnosis:
     return Diagnosis(Code.DOCKERFILE_STEP_FAILED, summary, tail(step_output) + f"\n{error_message}", hint, "build")
 
 
+def engine_unavailable(message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.ENGINE_UNAVAILABLE,
+        "the Docker engine is not reachable",
+        message,
+        "start the engine ('make setup' starts one; or 'dockerd &'), check DOCKER_HOST and that this user may "
+        "use /var/run/docker.sock; rerun — finished stages are not repeated",
+    )
+
+
 # --- registry --------------------------------------------------------------------------
 
 

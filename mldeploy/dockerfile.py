@@ -13,12 +13,20 @@ import json
 import re
 from dataclasses import dataclass
 
-APP_ROOT = "/var/azureml-app"
-RUNTIME_ROOT = "/opt/mldeploy/runtime"
-VENV = "/opt/mldeploy/venv"
-CONTAINER_PORT = 5001
-SERVICE_USER = "mldeploy"
-SERVICE_UID = 10001
+from mldeploy.contract import (
+    APP_ROOT,
+    CONTAINER_PORT,
+    ENV_APP_ROOT,
+    ENV_ENTRY_SCRIPT,
+    ENV_MODEL_DIR,
+    ENV_PORT,
+    MODELS_ROOT,
+    READINESS_PATH,
+    RUNTIME_ROOT,
+    SERVICE_UID,
+    SERVICE_USER,
+    VENV,
+)
 
 ALLOWED_STEP_INSTRUCTIONS = ("RUN", "ENV", "ARG", "LABEL")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*\Z")  # \Z: '$' would accept a trailing newline
@@ -71,7 +79,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
     if step_problems:
         line, message = step_problems[0]
         raise ValueError(f"unsafe extra Dockerfile steps: line {line}: {message}")
-    model_dir = f"{APP_ROOT}/azureml-models/{model_name}/{int(inputs.model_version)}"
+    model_dir = f"{MODELS_ROOT}/{model_name}/{int(inputs.model_version)}"
     lines = [
         "# syntax=docker/dockerfile:1",
         "# Rendered by mldeploy. Layers run from least to most often changed:",
@@ -96,7 +104,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         "# Scoring runtime (no Prefect, no pipeline code inside the image)",
         f"COPY runtime/ {RUNTIME_ROOT}/",
         "",
-        f"# The registered model, where AZUREML_MODEL_DIR points ({model_name} version {int(inputs.model_version)})",
+        f"# The registered model, where {ENV_MODEL_DIR} points ({model_name} version {int(inputs.model_version)})",
         f"COPY model/ {model_dir}/",
         "",
         "ENV "
@@ -104,10 +112,10 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
             [
                 f"PATH={VENV}/bin:$PATH",
                 f"PYTHONPATH={RUNTIME_ROOT}",
-                f"AML_APP_ROOT={APP_ROOT}",
-                f"AZUREML_MODEL_DIR={model_dir}",
-                f"AZUREML_ENTRY_SCRIPT={script}",
-                f"MLDEPLOY_PORT={CONTAINER_PORT}",
+                f"{ENV_APP_ROOT}={APP_ROOT}",
+                f"{ENV_MODEL_DIR}={model_dir}",
+                f"{ENV_ENTRY_SCRIPT}={script}",
+                f"{ENV_PORT}={CONTAINER_PORT}",
             ]
         ),
         f"EXPOSE {CONTAINER_PORT}",
@@ -118,7 +126,8 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
             [
                 "python3",
                 "-c",
-                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/readyz', timeout=2)",
+                "import urllib.request; "
+                f"urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{READINESS_PATH}', timeout=2)",
             ]
         ),
         'CMD ["python3", "-m", "mldeploy_runtime"]',

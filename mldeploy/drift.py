@@ -19,8 +19,11 @@ def drift_reasons(plan: BuildPlan, live: LiveService | None) -> list[str]:
     if not live.healthy:
         reasons.append(f"the live service at {live.endpoint or '(no endpoint)'} is not healthy")
     if live.fingerprint != plan.deploy_fingerprint:
+        if live.secrets_digest != plan.secrets_digest:
+            reasons.append("a secret value or service key changed (rotated): the service must run with the new one")
         reasons.append(
             f"the live service runs fingerprint {live.fingerprint[:12] or '(none)'}, "
-            f"the spec gives {plan.deploy_fingerprint[:12]} (image, model, environment, script or target changed)"
+            f"the spec gives {plan.deploy_fingerprint[:12]} (image, model, environment, script, target or secrets "
+            "changed)"
         )
     return reasons

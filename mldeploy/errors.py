@@ -8,8 +8,9 @@ Each error may carry a :class:`~mldeploy.diagnosis.Diagnosis` with the evidence 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from mldeploy.diagnosis import Diagnosis
@@ -40,7 +41,49 @@ class PermanentError(MldeployError):
 
 
 class TransientError(MldeployError):
-    """The same call may succeed later: daemon or registry unavailable, 429/5xx, timeouts, resets."""
+    """The same call may succeed later: daemon or registry unavailable, 429/5xx, timeouts, resets.
+
+    ``delay``: how long the other side asked us to wait (HTTP ``Retry-After``); the retry policy
+    waits at least that long before the next attempt.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis | None = None,
+        log: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, log=log)
+        self.delay = delay
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_transient, (type(self), self.message, self.diagnosis, self.log, self.delay))
+
+
+def _rebuild_transient(
+    cls: type[TransientError], message: str, diagnosis: Diagnosis | None, log: str | None, delay: float | None
+) -> TransientError:
+    return cls(message, diagnosis=diagnosis, log=log, delay=delay)
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """HTTP ``Retry-After``: seconds, or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import time
+
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class SpecError(PermanentError):
@@ -78,3 +121,14 @@ class SpecProblem:
 def is_transient(exc: BaseException) -> bool:
     """The one retry predicate: only errors classified transient at a boundary are retried."""
     return isinstance(exc, TransientError)
+
+
+E = TypeVar("E")
+
+
+def most_specific(exc: BaseException, table: Mapping[type[BaseException], E]) -> E | None:
+    """The table entry for the most specific class of ``exc`` (httpx's mapping rule), or None."""
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return None

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mldeploy.errors import PermanentError
-from mldeploy.fingerprint import hash_content
+from mldeploy.fingerprint import fingerprint, hash_content, stat_fingerprint
+
+STAT_INDEX = "stat-index.json"  # cheap identity (path, names, sizes, mtimes) -> version: skips rehashing
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,43 @@ class ModelRegistry:
         """The folder whose single entry is the registered file or folder (the AZUREML_MODEL_DIR content)."""
         return self._dir(model.name) / str(model.version) / "files"
 
-    def register(self, name: str, source: Path, *, source_spec: str = "", description: str = "") -> Registration:
+    def _stat_key(self, source: Path) -> str:
+        return fingerprint({"source": str(source.resolve()), "stat": stat_fingerprint(source)})
+
+    def _known(self, name: str, source: Path) -> ModelVersion | None:
+        """The version registered from exactly this file or folder, unchanged since (no hashing)."""
+        index = self._dir(name) / STAT_INDEX
+        try:
+            version = json.loads(index.read_text()).get(self._stat_key(source))
+        except (OSError, ValueError):
+            return None
+        found = [m for m in self.versions(name) if m.version == version and m.basename == source.name]
+        return found[0] if found else None
+
+    def _remember(self, name: str, source: Path, model: ModelVersion) -> None:
+        index = self._dir(name) / STAT_INDEX
+        try:
+            known = json.loads(index.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known[self._stat_key(source)] = model.version
+        staging = index.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps(known, indent=1))
+        os.replace(staging, index)
+
+    def register(
+        self, name: str, source: Path, *, source_spec: str = "", description: str = "", force: bool = False
+    ) -> Registration:
+        """Register ``source`` (a file or folder) under ``name``; the same bytes keep their version.
+
+        A source unchanged since it was last registered (same path, names, sizes and times) is not
+        hashed again, unless ``force``.
+        """
+        if not force:
+            with self._lock(name):
+                known = self._known(name, source)
+            if known is not None:
+                return Registration(known, created_new=False)
         content = hash_content(source)
         with self._lock(name):
             folder = self._dir(name)
@@ -118,6 +156,7 @@ class ModelRegistry:
             existing = self.versions(name)
             for model in existing:
                 if model.sha256 == content.sha256 and model.basename == source.name:
+                    self._remember(name, source, model)
                     return Registration(model, created_new=False)
             version = (existing[-1].version if existing else 0) + 1
             model = ModelVersion(
@@ -153,4 +192,5 @@ class ModelRegistry:
             except BaseException:  # a failed copy (disk full, permissions) leaves nothing behind
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            self._remember(name, source, model)
             return Registration(model, created_new=True)

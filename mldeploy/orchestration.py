@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,62 +22,50 @@ from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.tasks import Task, exponential_backoff
 
-from mldeploy import diagnosis
-from mldeploy.errors import MldeployError, PermanentError, is_transient
+from mldeploy import diagnosis, retry
+from mldeploy.errors import MldeployError, PermanentError, TransientError, is_transient
 
 P = ParamSpec("P")
 R = TypeVar("R")
 MAX_ARTIFACT_CHARS = 400_000
 
 
-RETRY_ATTEMPTS = 3
-RETRY_BUDGET_SECONDS = 300.0  # no retry starts after this long since the stage's first attempt
-# Delays grow 2 s, 4 s, 8 s (± jitter); tests shorten them with MLDEPLOY_RETRY_BACKOFF_SECONDS.
-RETRY_BACKOFF_SECONDS = float(os.environ.get("MLDEPLOY_RETRY_BACKOFF_SECONDS", "2"))
-
-
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect's retry_condition_fn: retry only errors an adapter classified as transient,
-    and only while the stage's time budget lasts (attempts are bounded by ``retries``)."""
+    """Prefect's retry_condition_fn, applying :func:`mldeploy.retry.decide` (attempts are bounded by
+    ``retries``). A server's Retry-After is honoured by waiting here before the backoff starts."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:  # the result itself could not be read: do not retry blindly
         return False
-    if not (isinstance(exc, BaseException) and is_transient(exc)):
+    if not isinstance(exc, BaseException):
         return False
     started = task_run.start_time
-    if started is not None:
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        if elapsed > RETRY_BUDGET_SECONDS:
-            logger().warning("not retrying: the stage has used its %.0f s retry budget", RETRY_BUDGET_SECONDS)
-            return False
+    elapsed = (datetime.now(UTC) - started).total_seconds() if started is not None else 0.0
+    decision = retry.decide(exc, elapsed)
+    if not decision.retry:
+        if is_transient(exc):
+            logger().warning("not retrying: %s", decision.reason)
+        return False
+    if decision.wait_first:
+        logger().info("waiting %.1f s before the next attempt: %s", decision.wait_first, decision.reason)
+        time.sleep(decision.wait_first)
     return True
 
 
-CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str | None]
-
-
-def stage_options(cache_key_fn: CacheKeyFn | None = None) -> dict[str, Any]:
-    """Options every stage task shares. A stage is cached only under a content key chosen on purpose
-    (``cache_key_fn`` returns None when the artifact it produced is gone); never by input hash."""
-    options: dict[str, Any] = {
-        "retries": RETRY_ATTEMPTS,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
-        "retry_jitter_factor": 0.5,
-        "retry_condition_fn": retry_if_transient,
-    }
-    if cache_key_fn is None:
-        options.update(cache_policy=NO_CACHE, persist_result=False)
-    else:
-        options.update(cache_key_fn=cache_key_fn, persist_result=True, result_serializer="pickle")
-    return options
-
-
-STAGE_TASK_OPTIONS = stage_options()
+# Every stage task shares these. Stages are not cached by Prefect: each stage checks whether its
+# output already exists (content-addressed) and reuses it, so a rerun resumes where it failed.
+STAGE_TASK_OPTIONS: dict[str, Any] = {
+    "retries": retry.RETRY_ATTEMPTS,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=retry.RETRY_BACKOFF_SECONDS),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
 
 # --- secrets: known values are scrubbed from every log line, artifact and error we emit ---
 _secrets: set[str] = set()
@@ -115,7 +104,9 @@ def _attach(create: Callable[..., Any], **kwargs: Any) -> None:
             kwargs[name] = scrub(kwargs[name])
     if "table" in kwargs:
         kwargs["table"] = [{k: scrub(str(v)) for k, v in row.items()} for row in kwargs["table"]]
-    # Outside a run (unit tests, plain Python) there is nothing to attach to.
+    # Outside a run (unit tests, plain Python, a task called through .fn()) there is nothing to attach to.
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return
     with contextlib.suppress(MissingContextError):
         create(**kwargs)
 
@@ -161,6 +152,8 @@ def scrubbed_error(exc: Exception) -> Exception:
             return exc
         clean = type(exc).__new__(type(exc))
         MldeployError.__init__(clean, scrub(exc.message), diagnosis=found, log=log)
+        if isinstance(exc, TransientError):
+            clean.delay = exc.delay  # type: ignore[attr-defined]
         return clean
     text = str(exc)
     return exc if scrub(text) == text else PermanentError(f"{type(exc).__name__}: {scrub(text)}")

@@ -8,14 +8,19 @@ what a no-op check compares with the live service.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mldeploy.contract import AUTH_KEY_VARS, ENV_DEBUG, LABEL_MODEL
 from mldeploy.dockerfile import DockerfileInputs, render_dockerfile
 from mldeploy.environment import PythonEnvironment, python_pin_notice
 from mldeploy.fingerprint import fingerprint, hash_content
+from mldeploy.images import ImageRef
 from mldeploy.models import ModelVersion
-from mldeploy.spec import ServiceSpec
+from mldeploy.registry_auth import RegistryAuth
+from mldeploy.spec import ResolvedSecrets, ServiceSpec
+from mldeploy.targets.base import DeployRequest, LiveService
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 LOCAL_IMAGE_PREFIX = "mldeploy"
@@ -33,10 +38,15 @@ class BuildPlan:
     image_fingerprint: str
     deploy_fingerprint: str
     notices: tuple[str, ...]
+    secrets_digest: str = ""  # keyed digest of the secret values the service will run with
 
     @property
     def local_ref(self) -> str:
         return f"{self.repository}:{self.tag}"
+
+    @property
+    def image(self) -> ImageRef:
+        return ImageRef.parse(self.local_ref)
 
 
 def choose_base_image(spec: ServiceSpec, default: str) -> tuple[str, bool]:
@@ -52,10 +62,6 @@ def runtime_requirements() -> str:
     return (RUNTIME_DIR / "requirements.txt").read_text()
 
 
-def app_source(spec: ServiceSpec) -> Path:
-    return spec.source_directory or spec.entry_script
-
-
 def make_plan(
     spec: ServiceSpec,
     model: ModelVersion,
@@ -65,6 +71,7 @@ def make_plan(
     base_image_id: str,
     base_python: str,
     base_chosen_by_spec: bool,
+    secrets_digest: str = "",
 ) -> BuildPlan:
     notices = list(env.notices)
     env_file = str(spec.environment.conda_file or spec.environment.requirements or "")
@@ -85,9 +92,7 @@ def make_plan(
             base_image=base_image,
             model_name=model.name,
             model_version=model.version,
-            entry_script=spec.entry_script.name
-            if spec.source_directory is None
-            else spec.entry_script.relative_to(spec.source_directory).as_posix(),
+            entry_script=spec.entry_script_in_app,
             has_requirements="user.txt" in requirement_files,
             extra_steps=extra.read_text() if extra else "",
         )
@@ -99,22 +104,17 @@ def make_plan(
             "base_image_id": base_image_id,
             "runtime": hash_content(RUNTIME_DIR).sha256,
             "model": [model.name, model.version, model.sha256],
-            "app": hash_content(app_source(spec)).sha256,
+            "app": hash_content(spec.app_source).sha256,
         }
     )
     deploy_fp = fingerprint(
         {
             "image": image_fp,
-            "target": [
-                spec.target.kind,
-                spec.target.port,
-                spec.target.cpu_cores,
-                spec.target.memory_gb,
-                spec.target.namespace,
-                spec.target.replicas,
-            ],
-            "variables": dict(spec.variables),
-            "debug": spec.debug,
+            "target": spec.target.model_dump(mode="json"),
+            "variables": spec.variables,
+            "secret_names": sorted(spec.secrets),
+            "secrets": secrets_digest,  # a rotated secret or key redeploys (the digest, never the values)
+            "debug": spec.deploy.debug,
         }
     )
     repository = f"{spec.registry.url}/{spec.name}" if spec.registry else f"{LOCAL_IMAGE_PREFIX}/{spec.name}"
@@ -129,4 +129,48 @@ def make_plan(
         image_fingerprint=image_fp,
         deploy_fingerprint=deploy_fp,
         notices=tuple(notices),
+        secrets_digest=secrets_digest,
+    )
+
+
+def plan_markdown(plan: BuildPlan, live: LiveService | None, noop: bool, drift: Sequence[str]) -> str:
+    """The plan artifact: what will be built, what is live, and the decision with its reasons."""
+    lines = [
+        f"# Plan for {plan.service}",
+        "",
+        f"- image: `{plan.local_ref}` on `{plan.base_image}` (Python {plan.python})",
+        f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
+        f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
+        f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}",
+        *[f"  - {reason}" for reason in drift],
+    ]
+    if plan.notices:
+        lines += ["", "Notices:", *[f"- {notice}" for notice in plan.notices]]
+    return "\n".join(lines)
+
+
+def deploy_request(
+    spec: ServiceSpec,
+    plan: BuildPlan,
+    image_ref: str,
+    model_label: str,
+    secrets: ResolvedSecrets,
+    pull_auth: RegistryAuth,
+) -> DeployRequest:
+    """What the target is asked to run: plain configuration, secret values and service keys kept apart."""
+    environment = dict(spec.variables)
+    if spec.deploy.debug:
+        environment[ENV_DEBUG] = "true"
+    auth_keys = {name: value for name, value in secrets.container.items() if name in AUTH_KEY_VARS}
+    return DeployRequest(
+        service=spec.name,
+        image=image_ref,
+        fingerprint=plan.deploy_fingerprint,
+        health_timeout=spec.deploy.health_timeout_seconds,
+        environment=environment,
+        secret_environment={k: v for k, v in secrets.container.items() if k not in auth_keys},
+        auth_keys=auth_keys,
+        registry_auth=pull_auth,
+        labels={LABEL_MODEL: model_label},
+        secrets_digest=plan.secrets_digest,
     )

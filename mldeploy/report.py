@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from mldeploy.models import ModelVersion
-from mldeploy.spec import ServiceSpec
+from mldeploy.spec import KubernetesTarget, LocalTarget, ServiceSpec
+
+
+def _target_line(spec: ServiceSpec) -> str:
+    target = spec.target
+    if isinstance(target, LocalTarget):
+        return f"local on 127.0.0.1:{target.port}"
+    if isinstance(target, KubernetesTarget):
+        return f"kubernetes namespace {target.namespace}" + (f" (context {target.context})" if target.context else "")
+    return f"aci resource group {target.resource_group}"
 
 
 def spec_summary_markdown(spec: ServiceSpec) -> str:
-    env = spec.environment.conda_file or spec.environment.requirements
     rows = [
         ("service", spec.name),
         ("spec file", str(spec.path)),
         ("model", f"{spec.model.name} from {spec.model.path}"),
         ("entry script", str(spec.entry_script)),
-        ("environment", str(env)),
+        ("environment", str(spec.environment.file)),
         (
             "base image",
             spec.environment.base_image
             or (f"python:{spec.environment.python}-slim" if spec.environment.python else "(machine default)"),
         ),
         ("registry", spec.registry.url if spec.registry else "(none: local image, push skipped)"),
-        (
-            "target",
-            f"{spec.target.kind}" + (f" on 127.0.0.1:{spec.target.port}" if spec.target.kind == "local" else ""),
-        ),
+        ("target", _target_line(spec)),
         ("smoke requests", str(len(spec.smoke))),
     ]
     lines = [f"# Service spec: {spec.name}", "", "| field | value |", "|---|---|"]

@@ -1,18 +1,23 @@
-"""Machine-level settings: where mldeploy keeps its state and which base image is the default.
+"""Machine-level settings: where mldeploy keeps its state, the default base image, and what the
+*user* (never a spec) allows.
 
 Precedence for the base image: the spec (environment.base_image, or environment.python) >
 ``MLDEPLOY_BASE_IMAGE`` > ``<home>/config.yaml`` (written by ``make setup``) > python:3.11-slim.
+``<home>/config.yaml`` may also list ``allowed_roots``: folders outside a spec's own that its
+paths may name (the command line's ``--allow-root`` adds to them).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
+FINGERPRINT_KEY_FILE = "fingerprint.key"
 
 
 @dataclass(frozen=True)
@@ -20,16 +25,41 @@ class Settings:
     home: Path
     base_image: str
     base_image_source: str  # where the default came from, for the run's notices
+    allowed_roots: tuple[Path, ...] = ()
 
     @staticmethod
     def load(environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("MLDEPLOY_HOME") or Path.home() / ".mldeploy").expanduser()
-        if env.get("MLDEPLOY_BASE_IMAGE"):
-            return Settings(home, env["MLDEPLOY_BASE_IMAGE"], "MLDEPLOY_BASE_IMAGE")
         config_file = home / "config.yaml"
-        if config_file.is_file():
-            config = yaml.safe_load(config_file.read_text()) or {}
-            if isinstance(config, dict) and config.get("base_image"):
-                return Settings(home, str(config["base_image"]), str(config_file))
-        return Settings(home, DEFAULT_BASE_IMAGE, "built-in default")
+        config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+        config = config if isinstance(config, dict) else {}
+        roots = tuple(Path(str(r)).expanduser() for r in config.get("allowed_roots") or () if str(r).strip())
+        if env.get("MLDEPLOY_BASE_IMAGE"):
+            return Settings(home, env["MLDEPLOY_BASE_IMAGE"], "MLDEPLOY_BASE_IMAGE", roots)
+        if config.get("base_image"):
+            return Settings(home, str(config["base_image"]), str(config_file), roots)
+        return Settings(home, DEFAULT_BASE_IMAGE, "built-in default", roots)
+
+    def fingerprint_key(self, environ: dict[str, str] | None = None) -> bytes:
+        """The key of the secrets digest in deploy fingerprints.
+
+        ``MLDEPLOY_FINGERPRINT_KEY`` (share it between workers that deploy the same services, so
+        they agree on no-ops), else a random key made once in ``<home>/fingerprint.key`` (0600).
+        """
+        env = os.environ if environ is None else environ
+        if env.get("MLDEPLOY_FINGERPRINT_KEY"):
+            return env["MLDEPLOY_FINGERPRINT_KEY"].encode()
+        path = self.home / FINGERPRINT_KEY_FILE
+        if not path.is_file():
+            self.home.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f".{FINGERPRINT_KEY_FILE}.{os.getpid()}")
+            staging.write_text(secrets.token_hex(32))
+            staging.chmod(0o600)
+            try:
+                os.link(staging, path)  # atomic: two first runs at once agree on one key
+            except FileExistsError:
+                pass
+            finally:
+                staging.unlink()
+        return path.read_text().strip().encode()

@@ -1,67 +1,68 @@
-"""Stage 3 — build: wheelhouse on the host, build context, image; the whole log kept and attached."""
+"""Stage 3 — build: wheelhouse on the host, build context, image; the whole log kept and attached.
+
+An image with this plan's fingerprint that the engine already has is reused (a rerun resumes
+after the build); ``force`` builds anyway, ``no_cache`` rebuilds every layer.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
 
 from mldeploy import progress
 from mldeploy.adapters.docker_engine import DockerEngine
-from mldeploy.adapters.wheelhouse import resolve_wheelhouse
+from mldeploy.adapters.wheelhouse import WheelhouseResolver, resolve_wheelhouse
 from mldeploy.build_context import write_context
+from mldeploy.contract import LABEL_IMAGE_FINGERPRINT, LABEL_MODEL, LABEL_MODEL_SHA256, LABEL_SERVICE
 from mldeploy.errors import MldeployError
 from mldeploy.models import ModelRegistry, ModelVersion
 from mldeploy.orchestration import (
+    STAGE_TASK_OPTIONS,
     artifact_key,
     attach_markdown,
     code_block,
     logger,
     reports_failure,
-    stage_options,
 )
-from mldeploy.plan import BuildPlan, app_source
+from mldeploy.plan import BuildPlan
+from mldeploy.results import BuiltImage
 from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
-from mldeploy.targets.base import LABEL_FINGERPRINT, LABEL_MODEL, LABEL_SERVICE
-from tasks.resume import build_key
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    image_id: str
-    ref: str
-    steps: int
-    cached_steps: int
-    rebuilt: tuple[str, ...]
-    wheels: int
-    log_file: str
-    seconds: float
 
 
 def _attach_log(spec: ServiceSpec, log_file: Path, text: str) -> None:
     attach_markdown(
-        artifact_key(spec.name, "build-log"),
-        f"Full log: `{log_file}`\n\n" + code_block(text),
-        "The whole image build log",
+        artifact_key(spec.name, "build-log"), f"Full log: `{log_file}`\n\n" + code_block(text), "The whole build log"
     )
 
 
-@task(name="build", task_run_name="build {spec.name}", **stage_options(build_key))
+def existing_image(engine: DockerEngine, plan: BuildPlan) -> str | None:
+    """The id of an image the engine has for exactly this plan (same image fingerprint), if any."""
+    labels = engine.image_labels(plan.local_ref)
+    if labels is None or labels.get(LABEL_IMAGE_FINGERPRINT) != plan.image_fingerprint:
+        return None
+    return engine.image_id(plan.local_ref)
+
+
+@task(name="build", task_run_name="build {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("build", lambda spec, *a, **k: spec.name)
 def build_image(
     spec: ServiceSpec,
     model: ModelVersion,
     plan: BuildPlan,
-    engine: DockerEngine | None = None,
+    engine: DockerEngine,
     no_cache: bool = False,
+    force: bool = False,
+    resolve: WheelhouseResolver = resolve_wheelhouse,
 ) -> BuiltImage:
-    settings = Settings.load()
-    engine = engine or DockerEngine()
     log = logger()
+    if not (force or no_cache) and (image_id := existing_image(engine, plan)) is not None:
+        log.info("reusing %s (%s): it was built from exactly these inputs", plan.local_ref, image_id[:19])
+        return BuiltImage(image_id=image_id, ref=plan.local_ref, reused=True)
+    settings = Settings.load()
     started = time.monotonic()
     attach_markdown(
         artifact_key(spec.name, "dockerfile"), code_block(plan.dockerfile, "dockerfile"), "The rendered Dockerfile"
@@ -78,9 +79,8 @@ def build_image(
         if working_step or line.startswith("wheelhouse "):
             progress.note("build", line)  # the steps that do work; metadata steps go by in an instant
 
-    env_file = str(spec.environment.conda_file or spec.environment.requirements or "")
     try:
-        wheelhouse = resolve_wheelhouse(settings.home, plan.requirement_files, plan.python, source_file=env_file)
+        wheelhouse = resolve(settings.home, plan.requirement_files, plan.python, source_file=str(spec.environment.file))
         on_line(
             f"wheelhouse {'reused' if wheelhouse.cached else 'resolved'}: {len(wheelhouse.wheels)} wheels "
             f"for Python {plan.python} in {wheelhouse.path}"
@@ -91,13 +91,13 @@ def build_image(
                 plan,
                 wheels=wheelhouse.path,
                 model_files=ModelRegistry(settings.home).files_path(model),
-                app=app_source(spec),
+                app=spec.app_source,
             )
             labels = {
                 LABEL_SERVICE: spec.name,
-                LABEL_FINGERPRINT: plan.image_fingerprint,
+                LABEL_IMAGE_FINGERPRINT: plan.image_fingerprint,
                 LABEL_MODEL: model.label,
-                "mldeploy.model.sha256": model.sha256,
+                LABEL_MODEL_SHA256: model.sha256,
             }
             result = engine.build(Path(context), plan.local_ref, labels, on_line, no_cache=no_cache)
     except MldeployError as exc:

@@ -1,13 +1,12 @@
 """Between register and build: render the build plan and compare it with what is live.
 
-When the live service already runs this exact plan (same deploy fingerprint) and is healthy,
-the run ends as a no-op: no build, push or restart.
+When the live service already runs this exact plan (same deploy fingerprint, secrets included
+as a keyed digest) and is healthy, the run ends as a no-op: no build, push or restart.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from prefect import task
 
@@ -17,19 +16,11 @@ from mldeploy.environment import load_environment
 from mldeploy.errors import PermanentError
 from mldeploy.models import ModelVersion
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
-from mldeploy.plan import BuildPlan, choose_base_image, make_plan
+from mldeploy.plan import choose_base_image, make_plan, plan_markdown
+from mldeploy.results import PlanResult
 from mldeploy.settings import Settings
-from mldeploy.spec import ServiceSpec
-from mldeploy.targets import make_target
-from mldeploy.targets.base import LiveService, Target
-
-
-@dataclass(frozen=True)
-class PlanResult:
-    plan: BuildPlan
-    live: LiveService | None
-    noop: bool
-    drift: tuple[str, ...]  # why the live service differs from the plan (empty: it does not)
+from mldeploy.spec import ResolvedSecrets, ServiceSpec
+from mldeploy.targets.base import Target
 
 
 def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: str) -> str:
@@ -48,12 +39,12 @@ def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: 
 def plan_deployment(
     spec: ServiceSpec,
     model: ModelVersion,
-    engine: DockerEngine | None = None,
-    target: Target | None = None,
+    secrets: ResolvedSecrets,
+    engine: DockerEngine,
+    target: Target,
     force: bool = False,
 ) -> PlanResult:
     settings = Settings.load()
-    engine = engine or DockerEngine()
     base_image, chosen = choose_base_image(spec, settings.base_image)
     image_id = engine.image_id(base_image)
     if image_id is None:
@@ -62,44 +53,23 @@ def plan_deployment(
             f"{'the spec' if chosen else settings.base_image_source}); run 'make setup', 'docker pull "
             f"{base_image}', or set environment.base_image"
         )
-    env = load_environment(spec.environment.conda_file, spec.environment.requirements)
     plan = make_plan(
         spec,
         model,
-        env,
+        load_environment(spec.environment.conda_file, spec.environment.requirements),
         base_image=base_image,
         base_image_id=image_id,
         base_python=base_python(engine, settings, base_image, image_id),
         base_chosen_by_spec=chosen,
+        secrets_digest=secrets.digest(settings.fingerprint_key()),
     )
     log = logger()
     for notice in plan.notices:
         (log.warning if notice.startswith("WARNING") else log.info)(notice)
-    live = (target or make_target(spec.target.kind)).live(spec.name)
+    live = target.live(spec.name)
     drift = tuple(drift_reasons(plan, live))
     noop = not force and not drift
     if noop:
-        log.info(
-            "nothing changed since the last deploy of %s (fingerprint %s) and it is healthy: no-op",
-            spec.name,
-            plan.deploy_fingerprint[:12],
-        )
-    attach_markdown(
-        artifact_key(spec.name, "plan"),
-        "\n".join(
-            [
-                f"# Plan for {spec.name}",
-                "",
-                f"- image: `{plan.local_ref}` on `{plan.base_image}` (Python {plan.python})",
-                f"- deploy fingerprint: `{plan.deploy_fingerprint}`",
-                f"- live: {f'`{live.fingerprint[:16]}` healthy={live.healthy}' if live else 'nothing deployed'}",
-                f"- decision: {'no-op (nothing changed)' if noop else 'deploy'}",
-                *[f"  - {reason}" for reason in drift],
-                "",
-                "Notices:" if plan.notices else "",
-                *[f"- {n}" for n in plan.notices],
-            ]
-        ),
-        "Build plan and no-op decision",
-    )
+        log.info("nothing changed since the last deploy of %s and it is healthy: no-op", spec.name)
+    attach_markdown(artifact_key(spec.name, "plan"), plan_markdown(plan, live, noop, drift), "Build plan and decision")
     return PlanResult(plan=plan, live=live, noop=noop, drift=drift)

@@ -1,9 +1,10 @@
-"""Stage 4 — push: to any OCI registry; record and verify the digest. Skipped without a registry."""
+"""Stage 4 — push: to any OCI registry; record and verify the digest. Skipped without a registry.
+
+A manifest the registry already serves under this plan's tag, which the engine knows it pushed
+from this image, is reused (a rerun resumes after the push).
+"""
 
 from __future__ import annotations
-
-import os
-from dataclasses import dataclass
 
 from prefect import task
 
@@ -11,69 +12,70 @@ from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.oci_registry import OciRegistry
 from mldeploy.errors import PermanentError
-from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
 from mldeploy.plan import BuildPlan
-from mldeploy.spec import ServiceSpec, resolve_secrets
-from tasks.build import BuiltImage
-from tasks.resume import push_key
+from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
+from mldeploy.results import BuiltImage, PushedImage
+from mldeploy.spec import ServiceSpec
 
 
-@dataclass(frozen=True)
-class PushedImage:
-    ref: str  # what deploys use: repo@digest, or the local image id when not pushed
-    digest: str | None
-    pushed: bool
-    layers_uploaded: int = 0
+def _image_markdown(pushed: PushedImage, tag_ref: str) -> str:
+    return (
+        f"# Image\n\n- reference `{pushed.ref}`\n- tag `{tag_ref}`\n"
+        f"- digest `{pushed.digest}` (verified against the registry)\n- layers uploaded: {pushed.layers_uploaded}"
+        + ("\n- reused: the registry already had it" if pushed.reused else "")
+    )
 
 
-def registry_password(spec: ServiceSpec) -> str | None:
-    return resolve_secrets(spec, os.environ).registry_password
-
-
-@task(name="push", task_run_name="push {spec.name}", **stage_options(push_key))
+@task(name="push", task_run_name="push {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("push", lambda spec, *a, **k: spec.name)
 def push_image(
     spec: ServiceSpec,
     plan: BuildPlan,
     built: BuiltImage,
-    engine: DockerEngine | None = None,
+    engine: DockerEngine,
+    auth: RegistryAuth = ANONYMOUS,
     registry: OciRegistry | None = None,
+    force: bool = False,
 ) -> PushedImage:
     log = logger()
     if spec.registry is None:
         log.info("push skipped: the spec names no registry; the local target runs the local image %s", built.ref)
         attach_markdown(
             artifact_key(spec.name, "image"),
-            f"# Image\n\n- local image `{built.ref}`\n"
-            f"- id `{built.image_id}`\n- not pushed: the spec has no `registry`",
+            f"# Image\n\n- local image `{built.ref}`\n- id `{built.image_id}`\n"
+            "- not pushed: the spec has no `registry`",
             "Image reference",
         )
         return PushedImage(ref=built.image_id, digest=None, pushed=False)
-    engine = engine or DockerEngine()
-    password = registry_password(spec)
-    auth = {"username": spec.registry.username or "", "password": password} if password else None
-    digest, uploaded = engine.push(
-        plan.repository, plan.tag, auth, lambda line: log.info(diagnosis.redact(line, [password or ""]))
-    )
-    host, _, path = plan.repository.partition("/")
-    registry = registry or OciRegistry(host, spec.registry.username, password)
-    served = registry.manifest_digest(path, plan.tag)
-    if served != digest:
-        found = diagnosis.Diagnosis(
-            diagnosis.Code.DIGEST_MISMATCH,
-            "the registry serves another digest than pushed",
-            f"pushed {digest}, registry serves {served}",
-            "another push raced this one, or the registry rewrote the manifest; rerun",
-            "push",
+    image = plan.image
+    if spec.registry.insecure and not engine.treats_as_insecure(str(image.registry)):
+        raise PermanentError(
+            f"registry.insecure is set, but the Docker engine uses HTTPS for {image.registry}: add it to "
+            "'insecure-registries' in /etc/docker/daemon.json and restart the engine, or serve the registry over HTTPS"
         )
-        raise PermanentError(found.summary, diagnosis=found)
-    ref = f"{plan.repository}@{digest}"
-    log.info("pushed %s:%s as %s (%d layers uploaded; digest verified)", plan.repository, plan.tag, digest, uploaded)
-    attach_markdown(
-        artifact_key(spec.name, "image"),
-        f"# Image\n\n- reference `{ref}`\n- tag "
-        f"`{plan.repository}:{plan.tag}`\n- digest `{digest}` (verified against the registry)\n"
-        f"- layers uploaded: {uploaded}",
-        "Image reference and digest",
-    )
-    return PushedImage(ref=ref, digest=digest, pushed=True, layers_uploaded=uploaded)
+    registry = registry or OciRegistry(str(image.registry), auth, insecure=spec.registry.insecure)
+    served = None if force else registry.manifest_digest(image.repository, plan.tag)
+    if served is not None and f"{image.name}@{served}" in engine.repo_digests(built.ref):
+        pushed = PushedImage(ref=image.with_digest(served).pinned(), digest=served, pushed=True, reused=True)
+        log.info("reusing %s: the registry already serves it (digest %s)", plan.local_ref, served)
+    else:
+        digest, uploaded = engine.push(
+            image.name, plan.tag, auth, lambda line: log.info(diagnosis.redact(line, auth.secret_values()))
+        )
+        served = registry.manifest_digest(image.repository, plan.tag)
+        if served != digest:
+            found = diagnosis.Diagnosis(
+                diagnosis.Code.DIGEST_MISMATCH,
+                "the registry serves another digest than pushed",
+                f"pushed {digest}, registry serves {served}",
+                "another push raced this one, or the registry rewrote the manifest; rerun",
+                "push",
+            )
+            raise PermanentError(found.summary, diagnosis=found)
+        pushed = PushedImage(
+            ref=image.with_digest(digest).pinned(), digest=digest, pushed=True, layers_uploaded=uploaded
+        )
+        log.info("pushed %s as %s (%d layers uploaded; digest verified)", plan.local_ref, digest, uploaded)
+    attach_markdown(artifact_key(spec.name, "image"), _image_markdown(pushed, plan.local_ref), "Image and digest")
+    return pushed

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from prefect import task
 
-from mldeploy.models import ModelRegistry, ModelVersion
-from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
+from mldeploy.models import ModelRegistry, Registration
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
 from mldeploy.report import model_card_markdown
 from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
-from tasks.resume import register_key
 
 
-@task(name="register", task_run_name="register {spec.model.name}", **stage_options(register_key))
-@reports_failure("register", lambda spec, registry=None: spec.name)
-def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None) -> ModelVersion:
+@task(name="register", task_run_name="register {spec.model.name}", **STAGE_TASK_OPTIONS)
+@reports_failure("register", lambda spec, *a, **k: spec.name)
+def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None, force: bool = False) -> Registration:
     registry = registry or ModelRegistry(Settings.load().home)
     result = registry.register(
-        spec.model.name, spec.model.path, source_spec=str(spec.path), description=spec.model.description
+        spec.model.name, spec.model.path, source_spec=str(spec.path), description=spec.model.description, force=force
     )
     model = result.model
     logger().info(
@@ -29,8 +28,6 @@ def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None) -> 
         model.size,
     )
     attach_markdown(
-        artifact_key(spec.name, "model-card"),
-        model_card_markdown(model, result.created_new),
-        f"Model card of {model.label}",
+        artifact_key(spec.name, "model-card"), model_card_markdown(model, result.created_new), f"Model {model.label}"
     )
-    return model
+    return result

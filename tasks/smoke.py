@@ -1,8 +1,7 @@
-"""Stage 6 — smoke: call the live endpoint with the spec's requests; roll back if any fails."""
+"""Stage 6 — smoke: call the rolled-out version with the spec's requests; roll back if any fails."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,22 +9,21 @@ from prefect import task
 
 from mldeploy import diagnosis
 from mldeploy.adapters.http_probe import HttpProbe
+from mldeploy.contract import AUTH_KEY_VARS, SCORE_PATH
 from mldeploy.errors import PermanentError
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_table, logger, reports_failure
 from mldeploy.smoke import CaseResult, judge
-from mldeploy.spec import ServiceSpec, resolve_secrets
-from mldeploy.targets import make_target
+from mldeploy.spec import ServiceSpec
 from mldeploy.targets.base import DeployOutcome, Target
 
 REQUEST_TIMEOUT_SECONDS = 30.0
-AUTH_KEYS = ("MLDEPLOY_AUTH_PRIMARY_KEY", "MLDEPLOY_AUTH_SECONDARY_KEY")  # the runtime's key auth settings
 
 
-def auth_headers(container_secrets: Mapping[str, str]) -> dict[str, str]:
-    """With key auth on (a key among the spec's secrets), smoke requests carry a key like any client."""
-    for name in AUTH_KEYS:
-        if container_secrets.get(name):
-            return {"Authorization": f"Bearer {container_secrets[name]}"}
+def auth_headers(auth_keys: Mapping[str, str]) -> dict[str, str]:
+    """With key auth on, smoke requests carry a key like any client (the primary one first)."""
+    for name in AUTH_KEY_VARS:
+        if auth_keys.get(name):
+            return {"Authorization": f"Bearer {auth_keys[name]}"}
     return {}
 
 
@@ -56,32 +54,36 @@ def _diagnose(failed: list[CaseResult], log: str) -> diagnosis.Diagnosis:
 @task(name="smoke", task_run_name="smoke {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("smoke", lambda spec, *a, **k: spec.name)
 def smoke_test(
-    spec: ServiceSpec, outcome: DeployOutcome, target: Target | None = None, probe: HttpProbe | None = None
+    spec: ServiceSpec,
+    outcome: DeployOutcome,
+    target: Target,
+    auth_keys: Mapping[str, str],
+    probe: HttpProbe | None = None,
 ) -> SmokeReport:
-    target = target or make_target(spec.target.kind)
     probe = probe or HttpProbe()
     log = logger()
     results = []
-    headers = auth_headers(resolve_secrets(spec, os.environ).container)
-    for case in spec.smoke:
-        reply = probe.post(outcome.endpoint + "/score", case.body(), timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
-        result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
-        log.info(
-            "%s: %s in %.1f ms%s",
-            case.name,
-            result.status,
-            result.latency_ms,
-            "" if result.passed else " — " + "; ".join(result.problems),
-        )
-        results.append(result)
+    headers = auth_headers(auth_keys)
+    with target.open_endpoint(outcome) as endpoint:
+        for case in spec.smoke:
+            reply = probe.post(endpoint + SCORE_PATH, case.body(), timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
+            result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
+            log.info(
+                "%s: %s in %.1f ms%s",
+                case.name,
+                result.status,
+                result.latency_ms,
+                "" if result.passed else " — " + "; ".join(result.problems),
+            )
+            results.append(result)
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
     failed = [r for r in results if not r.passed]
     if failed:
-        found = _diagnose(failed, diagnosis.redact(target.instance_logs(outcome, tail=200), []))
+        found = _diagnose(failed, diagnosis.redact(target.instance_logs(outcome, tail=200), auth_keys.values()))
         log.error("smoke failed: rolling back to the previous version")
         target.rollback(outcome)
         raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)
     target.commit(outcome)
     if not spec.smoke:
-        log.warning("the spec has no smoke requests: only liveness was checked")
+        log.warning("the spec has no smoke requests: only readiness was checked")
     return SmokeReport(tuple(results))

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
 
 from mldeploy.errors import SpecError, SpecProblem
-from mldeploy.orchestration import artifact_key, attach_markdown, logger, reports_failure, stage_options
+from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
 from mldeploy.report import spec_summary_markdown
+from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec, load_spec, service_name_of
-from mldeploy.targets import available_kinds
-from tasks.resume import validate_key
+from mldeploy.targets import AVAILABLE
 
 
-def _service(spec_path: str, target: str | None = None) -> str:
+def _service(spec_path: str, *args: object, **kwargs: object) -> str:
     return service_name_of(spec_path)
 
 
-@task(name="validate", task_run_name="validate {spec_path}", **stage_options(validate_key))
+@task(name="validate", task_run_name="validate {spec_path}", **STAGE_TASK_OPTIONS)
 @reports_failure("validate", _service)
-def validate_spec(spec_path: str, target: str | None = None) -> ServiceSpec:
-    spec = load_spec(spec_path, target_override=target)
-    if spec.target.kind not in available_kinds():
-        raise SpecError(
+def validate_spec(spec_path: str, target: str | None = None, allowed_roots: tuple[str, ...] = ()) -> ServiceSpec:
+    roots = (*Settings.load().allowed_roots, *(Path(root) for root in allowed_roots))
+    spec = load_spec(spec_path, target_override=target, allowed_roots=roots)
+    if spec.target.kind not in AVAILABLE:
+        problem = SpecProblem(
             str(spec.path),
-            [
-                SpecProblem(
-                    str(spec.path),
-                    "target.kind",
-                    f"target {spec.target.kind!r} is not available in this version",
-                    f"use one of: {', '.join(available_kinds())}",
-                )
-            ],
+            "target.kind",
+            f"target {spec.target.kind!r} is not available in this version (its section is valid)",
+            f"use one of: {', '.join(AVAILABLE)}",
         )
+        raise SpecError(str(spec.path), [problem])
+    for notice in spec.notices:
+        logger().warning(notice)
     logger().info(
         "spec %s is valid: service %s, model %s, target %s", spec.path, spec.name, spec.model.name, spec.target.kind
     )

@@ -20,7 +20,8 @@ import docker.errors
 import requests.exceptions
 
 from mldeploy import diagnosis
-from mldeploy.errors import MldeployError, PermanentError, TransientError
+from mldeploy.errors import MldeployError, PermanentError, TransientError, most_specific
+from mldeploy.registry_auth import ANONYMOUS, Anonymous, BasicAuth, RegistryAuth, TokenAuth
 
 LineSink = Callable[[str], None]
 API_TIMEOUT_SECONDS = 60
@@ -32,10 +33,78 @@ _TRANSIENT_MESSAGES = re.compile(
 )
 _PORT_IN_USE = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
 _AUTH = re.compile(r"unauthorized|authentication required|denied|forbidden|401|403", re.IGNORECASE)
+_UNREACHABLE = re.compile(
+    r"Error while fetching server API version|Connection aborted|connection refused|No such file or directory",
+    re.IGNORECASE,
+)
 
 
 def _noop(_: str) -> None:
     return None
+
+
+def _api_error(exc: docker.errors.APIError, operation: str) -> MldeployError:
+    text = str(exc.explanation or exc)
+    status = exc.status_code or 0
+    if _PORT_IN_USE.search(text):
+        return PermanentError(f"{operation}: {text}")
+    if status == 409 or status >= 500 or status == 429:
+        return TransientError(f"{operation}: engine answered {status}: {text}")
+    return PermanentError(f"{operation}: engine answered {status}: {text}")
+
+
+def _unreachable(exc: BaseException, operation: str) -> MldeployError:
+    return TransientError(
+        f"{operation}: Docker engine unreachable or slow: {exc}",
+        diagnosis=diagnosis.engine_unavailable(str(exc)),
+    )
+
+
+def _by_message(exc: BaseException, operation: str) -> MldeployError:
+    text = str(exc)
+    if _UNREACHABLE.search(text):
+        return _unreachable(exc, operation)
+    if _TRANSIENT_MESSAGES.search(text):
+        return TransientError(f"{operation}: {text}")
+    return PermanentError(f"{operation}: {text}")
+
+
+def _permanent(exc: BaseException, operation: str) -> MldeployError:
+    return PermanentError(f"{operation}: {exc}")
+
+
+def _not_found(exc: BaseException, operation: str) -> MldeployError:
+    explanation = getattr(exc, "explanation", None)
+    return PermanentError(f"{operation}: not found: {explanation or exc}")
+
+
+# Every docker-py exception class, and the requests failures under it: the most specific class
+# decides (tests/unit/test_error_boundaries.py fails when docker-py grows an unmapped one).
+DOCKER_ERRORS: dict[type[BaseException], Callable[[Any, str], MldeployError]] = {
+    docker.errors.ImageNotFound: _not_found,
+    docker.errors.NotFound: _not_found,
+    docker.errors.APIError: _api_error,
+    docker.errors.BuildError: _permanent,
+    docker.errors.ContainerError: _permanent,
+    docker.errors.ImageLoadError: _permanent,
+    docker.errors.InvalidArgument: _permanent,
+    docker.errors.InvalidRepository: _permanent,
+    docker.errors.InvalidVersion: _permanent,
+    docker.errors.InvalidConfigFile: _permanent,
+    docker.errors.TLSParameterError: _permanent,
+    docker.errors.NullResource: _permanent,
+    docker.errors.DeprecatedMethod: _permanent,
+    docker.errors.ContextException: _permanent,
+    docker.errors.ContextAlreadyExists: _permanent,
+    docker.errors.ContextNotFound: _permanent,
+    docker.errors.MissingContextParameter: _permanent,
+    docker.errors.StreamParseError: _by_message,
+    docker.errors.DockerException: _by_message,  # "Error while fetching server API version: ..."
+    requests.exceptions.ConnectionError: _unreachable,
+    requests.exceptions.Timeout: _unreachable,
+    requests.exceptions.ChunkedEncodingError: _by_message,
+    requests.exceptions.RequestException: _by_message,
+}
 
 
 @contextlib.contextmanager
@@ -45,23 +114,11 @@ def translated(operation: str) -> Iterator[None]:
         yield
     except MldeployError:
         raise
-    except docker.errors.NotFound as exc:
-        raise PermanentError(f"{operation}: not found: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
-        status = exc.status_code or 0
-        if _PORT_IN_USE.search(text):
-            raise PermanentError(f"{operation}: {text}") from exc
-        if status == 409 or status >= 500 or status == 429:
-            raise TransientError(f"{operation}: engine answered {status}: {text}") from exc
-        raise PermanentError(f"{operation}: engine answered {status}: {text}") from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise TransientError(f"{operation}: Docker engine unreachable or slow: {exc}") from exc
-    except docker.errors.DockerException as exc:
-        text = str(exc)
-        if _TRANSIENT_MESSAGES.search(text):
-            raise TransientError(f"{operation}: {text}") from exc
-        raise PermanentError(f"{operation}: {text}") from exc
+    except Exception as exc:
+        handler = most_specific(exc, DOCKER_ERRORS)
+        if handler is None:
+            raise PermanentError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+        raise handler(exc, operation) from exc
 
 
 @dataclass(frozen=True)
@@ -85,16 +142,36 @@ class ContainerState:
     labels: dict[str, str] = field(default_factory=dict)
     image: str = ""
     host_port: int | None = None
+    started_at: str = ""
+
+
+def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
+    """Docker's ``auth_config`` for a push or pull."""
+    if isinstance(auth, BasicAuth):
+        return {"username": auth.username, "password": auth.password}
+    if isinstance(auth, TokenAuth):
+        return {"username": auth.username, "identitytoken": auth.token}
+    assert isinstance(auth, Anonymous)
+    return None
 
 
 class DockerEngine:
-    """Thin wrapper over docker-py. Pass a client to use another engine (or a test double)."""
+    """Thin wrapper over docker-py. Pass a client to use another engine (or a test double).
+
+    The connection is made on first use, so a run can build its one engine up front and the
+    stage that first needs it reports an unreachable engine (``engine_unavailable``).
+    """
 
     def __init__(self, client: Any | None = None, *, timeout: int = API_TIMEOUT_SECONDS) -> None:
-        if client is None:
+        self._client = client
+        self._timeout = timeout
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
             with translated("connect to the Docker engine"):
-                client = docker.from_env(timeout=timeout)
-        self.client = client
+                self._client = docker.from_env(timeout=self._timeout)
+        return self._client
 
     # --- images ------------------------------------------------------------------------
     def image_id(self, ref: str) -> str | None:
@@ -202,15 +279,44 @@ class DockerEngine:
                 continue  # in use by a container, or already gone
         return removed
 
+    def repo_digests(self, ref: str) -> tuple[str, ...]:
+        """``name@digest`` entries of a local image: where the engine knows it was pushed."""
+        try:
+            with translated(f"inspect image {ref}"):
+                info = self.client.api.inspect_image(ref)
+        except PermanentError:
+            return ()
+        return tuple(str(d) for d in info.get("RepoDigests") or ())
+
+    def treats_as_insecure(self, registry: str) -> bool:
+        """Whether the engine talks plain HTTP to ``registry`` (loopback, or its insecure-registries)."""
+        import ipaddress
+
+        with translated("read the engine's registry settings"):
+            config = self.client.api.info().get("RegistryConfig") or {}
+        index = (config.get("IndexConfigs") or {}).get(registry)
+        if index is not None:
+            return not bool(index.get("Secure", True))
+        host = registry.rsplit(":", 1)[0].strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(
+            address in ipaddress.ip_network(cidr, strict=False) for cidr in config.get("InsecureRegistryCIDRs") or ()
+        )
+
     def push(
-        self, repository: str, tag: str, auth: dict[str, str] | None = None, on_line: LineSink = _noop
+        self, repository: str, tag: str, auth: RegistryAuth = ANONYMOUS, on_line: LineSink = _noop
     ) -> tuple[str, int]:
         """Push and return (digest, layers actually uploaded)."""
         digest = ""
         uploaded = 0
         registry = repository.split("/", 1)[0]
         with translated(f"push {repository}:{tag}"):
-            for event in self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+            for event in self.client.api.push(
+                repository, tag=tag, stream=True, decode=True, auth_config=auth_config(auth)
+            ):
                 if "error" in event:
                     message = str(event["error"])
                     on_line(message)
@@ -248,6 +354,7 @@ class DockerEngine:
         host_port: int | None,
         container_port: int,
         mem_limit: str | None = None,
+        cpu_cores: float | None = None,
         restart: bool = False,
     ) -> str:
         ports = (
@@ -264,6 +371,7 @@ class DockerEngine:
                 environment=environment,
                 ports=ports,
                 mem_limit=mem_limit,
+                nano_cpus=int(cpu_cores * 1e9) if cpu_cores else None,
                 restart_policy={"Name": "unless-stopped"} if restart else None,
             )
         return str(container.id)
@@ -291,6 +399,12 @@ class DockerEngine:
                 )
         except PermanentError:
             return ""
+
+    def follow_logs(self, container: str, tail: int | str = "all") -> Iterator[str]:
+        """The log as it is written, until the container stops (or the caller stops reading)."""
+        with translated(f"follow the log of {container}"):
+            for chunk in self.client.api.logs(container, stdout=True, stderr=True, tail=tail, stream=True, follow=True):
+                yield bytes(chunk).decode("utf-8", errors="replace")
 
     def stop(self, container: str, timeout: int = 10) -> None:
         with translated(f"stop container {container}"):
@@ -332,4 +446,5 @@ def _state_of(info: dict[str, Any]) -> ContainerState:
         labels=dict(info.get("Config", {}).get("Labels") or {}),
         image=str(info.get("Image", "")),
         host_port=port,
+        started_at=str(state.get("StartedAt", "")),
     )

@@ -12,7 +12,9 @@ import re
 import httpx
 
 from mldeploy import diagnosis
-from mldeploy.errors import PermanentError, TransientError
+from mldeploy.errors import PermanentError, TransientError, retry_after_seconds
+from mldeploy.images import LOOPBACK_HOSTS
+from mldeploy.registry_auth import ANONYMOUS, Anonymous, BasicAuth, RegistryAuth, TokenAuth
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -26,23 +28,34 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-def base_url(registry: str) -> str:
+def base_url(registry: str, *, insecure: bool = False) -> str:
+    """HTTPS, except on loopback or for a registry the user marked insecure (as Docker does)."""
     host = registry.split("/", 1)[0]
-    loopback = host.split(":")[0] in ("127.0.0.1", "localhost", "[::1]")
-    return f"{'http' if loopback else 'https'}://{host}"
+    loopback = host.rsplit(":", 1)[0] in LOOPBACK_HOSTS
+    return f"{'http' if loopback or insecure else 'https'}://{host}"
+
+
+def _basic(auth: RegistryAuth) -> tuple[str, str] | None:
+    if isinstance(auth, BasicAuth) and auth.password:
+        return (auth.username, auth.password)
+    if isinstance(auth, TokenAuth):
+        return (auth.username, auth.token)
+    assert isinstance(auth, Anonymous | BasicAuth)
+    return None
 
 
 class OciRegistry:
     def __init__(
         self,
         registry: str,
-        username: str | None = None,
-        password: str | None = None,
+        auth: RegistryAuth = ANONYMOUS,
+        *,
+        insecure: bool = False,
         client: httpx.Client | None = None,
     ) -> None:
         self.registry = registry
-        self.url = base_url(registry)
-        self.auth = (username, password) if username and password else None
+        self.url = base_url(registry, insecure=insecure)
+        self.auth = _basic(auth)
         self.client = client or httpx.Client(timeout=TIMEOUT, trust_env=False)
 
     def _request(self, method: str, path: str, scope: str) -> httpx.Response:
@@ -67,7 +80,9 @@ class OciRegistry:
         if response.status_code == 429 or response.status_code >= 500:
             message = f"{method} {path}: HTTP {response.status_code}"
             raise TransientError(
-                f"registry {self.registry}: {message}", diagnosis=diagnosis.registry_unavailable(self.registry, message)
+                f"registry {self.registry}: {message}",
+                diagnosis=diagnosis.registry_unavailable(self.registry, message),
+                delay=retry_after_seconds(response.headers.get("retry-after")),
             )
         return response
 

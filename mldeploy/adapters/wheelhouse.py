@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mldeploy import diagnosis
 from mldeploy.errors import PermanentError, TransientError
@@ -36,6 +37,12 @@ class Wheelhouse:
     wheels: tuple[str, ...]
     cached: bool
     log: str
+
+
+class WheelhouseResolver(Protocol):
+    def __call__(
+        self, home: Path, requirement_files: dict[str, str], python: str, *, source_file: str = ""
+    ) -> Wheelhouse: ...
 
 
 def wheelhouse_key(requirement_files: dict[str, str], python: str) -> str:

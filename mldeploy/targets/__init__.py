@@ -1,17 +1,32 @@
-"""Deploy targets behind one protocol (see base.py). Adding one means adding it here."""
+"""Deploy targets behind one protocol (see base.py), built from the spec's target section.
+
+Adding a target means adding its section (``mldeploy/spec/targets.py``), its class here and its
+name in :data:`AVAILABLE`; until then a valid section of its kind is refused at validate.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from mldeploy.spec import LocalTarget, TargetSection
 from mldeploy.targets.base import Target
 
+if TYPE_CHECKING:
+    from mldeploy.adapters.docker_engine import DockerEngine
 
-def available_kinds() -> tuple[str, ...]:
-    return ("local",)
+AVAILABLE: tuple[str, ...] = ("local",)
 
 
-def make_target(kind: str) -> Target:
-    if kind == "local":
+class TargetNotAvailable(ValueError):
+    """A target kind whose section validates but which this version cannot deploy to yet."""
+
+
+def make_target(section: TargetSection, *, engine: DockerEngine | None = None) -> Target:
+    """The one target of a run, configured from its section (clients, credentials, namespace)."""
+    if isinstance(section, LocalTarget):
         from mldeploy.targets.local import LocalDockerTarget
 
-        return LocalDockerTarget.default()
-    raise ValueError(f"target {kind!r} is not available in this version (available: {', '.join(available_kinds())})")
+        return LocalDockerTarget.from_section(section, engine=engine)
+    raise TargetNotAvailable(
+        f"target {section.kind!r} is not available in this version (available: {', '.join(AVAILABLE)})"
+    )

@@ -2,21 +2,21 @@
 
 The deploy and smoke stages only speak this protocol, so a new target plugs in without touching
 the stages: report what is live, roll a new version out (keeping the previous one until told to
-let it go), roll back, read logs, delete.
+let it go), open the endpoint for the smoke test, commit or roll back, read logs, describe,
+delete. A target is built from its spec section (:func:`mldeploy.targets.make_target`) once per
+run; everything it needs to recover from a killed run lives on the target, not in our process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-LineSink = Callable[[str], None]
+from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
 
-LABEL_SERVICE = "mldeploy.service"
-LABEL_FINGERPRINT = "mldeploy.fingerprint"
-LABEL_MODEL = "mldeploy.model"
-LABEL_IMAGE = "mldeploy.image"
+LineSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -27,29 +27,53 @@ class LiveService:
     image: str
     healthy: bool
     model: str = ""
+    secrets_digest: str = ""  # keyed digest of the secret values it runs with (never the values)
+    instance: str = ""
+    started_at: str = ""
 
 
 @dataclass(frozen=True)
 class DeployRequest:
     service: str
-    image: str  # by digest when pushed (repo@sha256:...), else the local image id
+    image: str  # by digest when pushed (name@sha256:...), else the local image id
     fingerprint: str
-    port: int
-    environment: Mapping[str, str]
     health_timeout: float
-    memory_gb: float | None = None
-    cpu_cores: float | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)  # plain configuration
+    secret_environment: Mapping[str, str] = field(default_factory=dict)  # the spec's secrets: values
+    auth_keys: Mapping[str, str] = field(default_factory=dict)  # key-auth keys by runtime variable
+    registry_auth: RegistryAuth = ANONYMOUS  # to pull the image
     labels: Mapping[str, str] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()  # values to redact from any log this target returns
+    secrets_digest: str = ""
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every value a log this target returns must not show."""
+        return (
+            *self.secret_environment.values(),
+            *self.auth_keys.values(),
+            *self.registry_auth.secret_values(),
+        )
+
+    def __repr__(self) -> str:  # never the values
+        return f"DeployRequest(service={self.service!r}, image={self.image!r}, fingerprint={self.fingerprint[:12]!r})"
 
 
 @dataclass(frozen=True)
 class DeployOutcome:
     service: str
     endpoint: str
-    instance: str  # container id / container group / deployment name
-    previous: str | None  # what served before, kept stopped until commit() or rollback()
+    instance: str  # container id / container group / deployment revision
+    previous: str | None  # what served before, kept until commit() or rollback()
     startup_log: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceDescription:
+    """What `mldeploy status` prints for one service on one target."""
+
+    kind: str
+    service: str
+    live: LiveService | None
+    details: Mapping[str, str] = field(default_factory=dict)  # target-specific facts, human-readable
 
 
 class Target(Protocol):
@@ -59,12 +83,21 @@ class Target(Protocol):
 
     def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome: ...
 
+    def open_endpoint(self, outcome: DeployOutcome) -> AbstractContextManager[str]:
+        """The base URL of the rolled-out version, usable for as long as the context is open
+        (a Kubernetes port-forward lives exactly as long as the smoke test)."""
+        ...
+
     def commit(self, outcome: DeployOutcome) -> None: ...
 
     def rollback(self, outcome: DeployOutcome) -> None: ...
 
-    def logs(self, service: str, tail: int = 200) -> str: ...
+    def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:
+        """The service's log in chunks; ``previous``: the instance before the last restart or crash."""
+        ...
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str: ...
+
+    def describe(self, service: str) -> ServiceDescription: ...
 
     def delete(self, service: str) -> list[str]: ...

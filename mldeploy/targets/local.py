@@ -14,28 +14,29 @@ only a container named ``mldeploy-<service>`` has passed its smoke test.
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import ContainerState, DockerEngine
 from mldeploy.adapters.http_probe import HttpProbe
-from mldeploy.errors import PermanentError, TransientError
-from mldeploy.targets.base import (
+from mldeploy.contract import (
+    CONTAINER_PORT,
     LABEL_FINGERPRINT,
+    LABEL_IMAGE,
+    LABEL_MODEL,
+    LABEL_SECRETS_DIGEST,
     LABEL_SERVICE,
-    DeployOutcome,
-    DeployRequest,
-    LineSink,
-    LiveService,
+    READINESS_PATH,
 )
+from mldeploy.errors import PermanentError, TransientError
+from mldeploy.spec import LocalTarget
+from mldeploy.targets.base import DeployOutcome, DeployRequest, LineSink, LiveService, ServiceDescription
 from mldeploy.waiting import Phase, Status, container_status, wait_until
 
-CONTAINER_PORT = 5001
 IMAGES_KEPT = 3  # per service, newest first
-# GET / is liveness (answers while init() still loads the model); /readyz answers 200 only once
-# init() returned, so readiness is what a roll-out waits for.
-READINESS_PATH = "/readyz"
 LOG_TAIL = 200
 
 
@@ -57,12 +58,15 @@ def port_is_free(port: int) -> bool:
 class LocalDockerTarget:
     engine: DockerEngine
     probe: HttpProbe
+    section: LocalTarget = field(default_factory=LocalTarget)
     kind: str = "local"
     poll_interval: float = 0.2
 
     @classmethod
-    def default(cls) -> LocalDockerTarget:
-        return cls(DockerEngine(), HttpProbe())
+    def from_section(
+        cls, section: LocalTarget, *, engine: DockerEngine | None = None, probe: HttpProbe | None = None
+    ) -> LocalDockerTarget:
+        return cls(engine or DockerEngine(), probe or HttpProbe(), section)
 
     # --- what is live ------------------------------------------------------------------
     def _by_name(self, name: str) -> ContainerState | None:
@@ -78,9 +82,12 @@ class LocalDockerTarget:
             service=service,
             fingerprint=state.labels.get(LABEL_FINGERPRINT, ""),
             endpoint=endpoint,
-            image=state.labels.get("mldeploy.image", state.image),
+            image=state.labels.get(LABEL_IMAGE, state.image),
             healthy=healthy,
-            model=state.labels.get("mldeploy.model", ""),
+            model=state.labels.get(LABEL_MODEL, ""),
+            secrets_digest=state.labels.get(LABEL_SECRETS_DIGEST, ""),
+            instance=state.id,
+            started_at=state.started_at,
         )
 
     def _answers(self, url: str, attempts: int = 3) -> bool:
@@ -110,17 +117,19 @@ class LocalDockerTarget:
             **request.labels,
             LABEL_SERVICE: request.service,
             LABEL_FINGERPRINT: request.fingerprint,
-            "mldeploy.image": request.image,
+            LABEL_IMAGE: request.image,
+            LABEL_SECRETS_DIGEST: request.secrets_digest,
         }
-        mem = f"{int(request.memory_gb * 1024)}m" if request.memory_gb else None
+        memory_gb = self.section.memory_gb
         return self.engine.run(
             request.image,
             name=name,
             labels=labels,
-            environment=dict(request.environment),
+            environment={**request.environment, **request.secret_environment, **request.auth_keys},
             host_port=host_port,
             container_port=CONTAINER_PORT,
-            mem_limit=mem,
+            mem_limit=f"{int(memory_gb * 1024)}m" if memory_gb else None,
+            cpu_cores=self.section.cpu_cores,
             restart=restart,
         )
 
@@ -142,23 +151,23 @@ class LocalDockerTarget:
     def _failure(
         self, container: str, status: Status, timed_out: bool, request: DeployRequest, what: str
     ) -> PermanentError:
-        log = diagnosis.redact(self.engine.logs(container, tail=LOG_TAIL), request.secrets)
+        log = diagnosis.redact(self.engine.logs(container, tail=LOG_TAIL), request.secret_values())
         state = self.engine.state(container)
         if timed_out:
             found = diagnosis.health_timeout(request.health_timeout, log)
         else:
-            memory = f"{request.memory_gb:g} GB" if request.memory_gb else ""
+            memory = f"{self.section.memory_gb:g} GB" if self.section.memory_gb else ""
             found = diagnosis.container_exit(
                 state.exit_code if state else None, bool(state and state.oom_killed), log, memory_limit=memory
             )
         return PermanentError(f"{what}: {found.summary} ({status.reason})", diagnosis=found, log=log)
 
     def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome:
-        service = request.service
+        service, port = request.service, self.section.port
         self._recover(service, on_line)
         active = self._by_name(container_name(service))
-        if (active is None or active.host_port != request.port) and not port_is_free(request.port):
-            found = diagnosis.port_in_use(request.port, f"127.0.0.1:{request.port} is bound by another process")
+        if (active is None or active.host_port != port) and not port_is_free(port):
+            found = diagnosis.port_in_use(port, f"127.0.0.1:{port} is bound by another process")
             raise PermanentError(found.summary, diagnosis=found)
 
         # 1. candidate on an ephemeral port: the live version is untouched while it proves itself
@@ -180,7 +189,7 @@ class LocalDockerTarget:
             self.engine.rename(active.id, container_name(service, "previous"))
             previous_id = active.id
         try:
-            new_id = self._start(request, container_name(service, "new"), request.port, restart=True)
+            new_id = self._start(request, container_name(service, "new"), port, restart=True)
         except (PermanentError, TransientError):
             self._restore(service, previous_id)
             raise
@@ -190,9 +199,9 @@ class LocalDockerTarget:
             self.engine.remove(new_id)
             self._restore(service, previous_id)
             raise error
-        endpoint = f"http://127.0.0.1:{request.port}"
+        endpoint = f"http://127.0.0.1:{port}"
         on_line(f"live at {endpoint} (awaiting the smoke test)")
-        log = diagnosis.redact(self.engine.logs(new_id, tail=50), request.secrets)
+        log = diagnosis.redact(self.engine.logs(new_id, tail=50), request.secret_values())
         return DeployOutcome(service=service, endpoint=endpoint, instance=new_id, previous=previous_id, startup_log=log)
 
     def _restore(self, service: str, previous_id: str | None) -> None:
@@ -214,12 +223,27 @@ class LocalDockerTarget:
         self.engine.remove(outcome.instance)
         self._restore(outcome.service, outcome.previous)
 
+    @contextlib.contextmanager
+    def open_endpoint(self, outcome: DeployOutcome) -> Iterator[str]:
+        yield outcome.endpoint  # published on 127.0.0.1: nothing to open
+
     # --- operations --------------------------------------------------------------------
-    def logs(self, service: str, tail: int = 200) -> str:
+    def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:
         state = self._by_name(container_name(service)) or self._by_name(container_name(service, "new"))
         if state is None:
             raise PermanentError(f"no local deployment named {service!r} (see 'docker ps')")
-        return self.engine.logs(state.id, tail=tail)
+        # One container keeps the log of all its runs (restarts included): `previous` is part of it.
+        if follow:
+            yield from self.engine.follow_logs(state.id, tail=tail)
+        else:
+            yield self.engine.logs(state.id, tail=tail)
+
+    def describe(self, service: str) -> ServiceDescription:
+        live = self.live(service)
+        details = {"port": f"127.0.0.1:{self.section.port}"}
+        if live is not None:
+            details["container"] = container_name(service)
+        return ServiceDescription(kind=self.kind, service=service, live=live, details=details)
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:
         return self.engine.logs(outcome.instance, tail=tail)

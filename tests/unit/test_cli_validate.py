@@ -36,7 +36,7 @@ def test_valid_example_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_valid_example_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(IRIS), "--json"]) == 0
-    assert _last_json_line(capsys.readouterr().out) == {"valid": True, "service": "iris"}
+    assert _last_json_line(capsys.readouterr().out) == {"valid": True, "service": "iris", "notices": []}
 
 
 def test_bad_spec_exits_2_with_every_problem_as_json(capsys: pytest.CaptureFixture[str]) -> None:

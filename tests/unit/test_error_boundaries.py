@@ -4,6 +4,8 @@ fails if any is left unmapped), and third-party SDKs are imported only by the ad
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import docker.errors
@@ -118,18 +120,27 @@ ALLOWED = {
     "azure": set(),
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
+# Pure modules: importing one (and everything it imports) loads no SDK, no adapter, no Prefect.
 PURE = [
-    "spec",
-    "environment",
-    "dockerfile",
-    "plan",
-    "fingerprint",
-    "diagnosis",
-    "smoke",
-    "waiting",
-    "summary",
-    "report",
-    "errors",
+    "mldeploy.spec",
+    "mldeploy.spec.reference",
+    "mldeploy.environment",
+    "mldeploy.dockerfile",
+    "mldeploy.plan",
+    "mldeploy.fingerprint",
+    "mldeploy.diagnosis",
+    "mldeploy.smoke",
+    "mldeploy.waiting",
+    "mldeploy.summary",
+    "mldeploy.report",
+    "mldeploy.errors",
+    "mldeploy.retry",
+    "mldeploy.images",
+    "mldeploy.registry_auth",
+    "mldeploy.contract",
+    "mldeploy.results",
+    "mldeploy.drift",
+    "mldeploy.targets.base",
 ]
 
 
@@ -156,9 +167,50 @@ def test_sdks_are_imported_only_by_their_adapters():
     assert offenders == []
 
 
-def test_pure_modules_import_no_sdk_and_no_adapter():
-    for name in PURE:
-        imported = _imports(REPO / "mldeploy" / f"{name}.py")
-        assert not imported & SDKS, f"mldeploy/{name}.py imports {imported & SDKS}"
-        source = (REPO / "mldeploy" / f"{name}.py").read_text()
-        assert "mldeploy.adapters" not in source and "mldeploy.targets" not in source, name
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_load_no_sdk_and_no_adapter(module):
+    forbidden = ("mldeploy.adapters", "mldeploy.orchestration", "mldeploy.targets.local")
+    probe = (
+        f"import sys, {module}; "
+        "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{sorted(SDKS)!r} or m.startswith({forbidden!r}))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert loaded.stdout.split() == [], f"{module} loads {loaded.stdout.split()}"
+
+
+def test_every_docker_exception_class_is_mapped_explicitly():
+    import inspect
+
+    from mldeploy.adapters.docker_engine import DOCKER_ERRORS
+
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(docker.errors, inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__ == "docker.errors"
+    ]
+    assert classes, "docker.errors lists exception classes"
+    assert [cls.__name__ for cls in classes if cls not in DOCKER_ERRORS] == []
+
+
+def test_every_requests_exception_resolves_to_an_entry():
+    import inspect
+
+    from mldeploy.adapters.docker_engine import DOCKER_ERRORS
+    from mldeploy.errors import most_specific
+
+    for _, cls in inspect.getmembers(requests.exceptions, inspect.isclass):
+        if issubclass(cls, Exception) and not issubclass(cls, Warning) and cls.__module__ == "requests.exceptions":
+            assert most_specific(cls.__new__(cls), DOCKER_ERRORS) is not None, cls
+
+
+def test_an_unreachable_engine_is_diagnosed_as_engine_unavailable():
+    raised = docker.errors.DockerException(
+        "Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, 'No such file'))"
+    )
+    with pytest.raises(TransientError) as caught, translated("connect to the Docker engine"):
+        raise raised
+    assert caught.value.diagnosis is not None and caught.value.diagnosis.code == "engine_unavailable"
+    with pytest.raises(TransientError) as caught, translated("list containers"):
+        raise requests.exceptions.ConnectionError("Connection refused")
+    assert caught.value.diagnosis is not None and caught.value.diagnosis.code == "engine_unavailable"

@@ -148,3 +148,43 @@ def test_request_ids_are_unique_and_uuid_shaped(rt: dict[str, ModuleType]) -> No
     assert len(seen) == 2000
     sample = next(iter(seen)).decode()
     assert [len(part) for part in sample.split("-")] == [8, 4, 4, 4, 12] and sample[14] == "4"
+
+
+def test_the_debugger_wait_is_bounded(rt: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = importlib.import_module("mldeploy_runtime.server")
+    never = ModuleType("debugpy")
+    never.is_client_connected = lambda: False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "debugpy", never)
+    started = time.monotonic()
+    server._wait_for_debugger(1)
+    assert 0.9 <= time.monotonic() - started < 5, "waits its bound, then continues without a debugger"
+    assert rt["settings"].Settings.from_env({}).debug_wait_seconds == 60
+
+
+def test_the_runtime_and_the_renderers_agree_with_the_contract(rt: dict[str, ModuleType]) -> None:
+    import mldeploy.contract as contract
+    from mldeploy.dockerfile import DockerfileInputs, render_dockerfile
+
+    shipped = importlib.import_module("mldeploy_runtime.contract")
+    assert {k: v for k, v in vars(shipped).items() if k.isupper()} == {
+        k: getattr(contract, k) for k in contract.__all__
+    }, "the pipeline reads the very file the image ships"
+    settings = rt["settings"].Settings.from_env({})
+    assert settings.port == contract.CONTAINER_PORT and settings.app_root == contract.APP_ROOT
+    assert rt["settings"].AUTH_KEY_VARS == contract.AUTH_KEY_VARS
+    routes = rt["app"].ROUTES
+    for path in (
+        contract.LIVENESS_PATH,
+        contract.READINESS_PATH,
+        contract.INFO_PATH,
+        contract.SCORE_PATH,
+        contract.SWAGGER_PATH,
+    ):
+        assert path in routes
+    assert set(rt["app"].OPEN_PATHS) == {contract.LIVENESS_PATH, contract.READINESS_PATH}
+    dockerfile = render_dockerfile(DockerfileInputs("python:3.11-slim", "m", 2, "score.py", False))
+    assert f"EXPOSE {contract.CONTAINER_PORT}" in dockerfile
+    assert f"{contract.ENV_MODEL_DIR}={contract.MODELS_ROOT}/m/2" in dockerfile
+    assert f"WORKDIR {contract.APP_ROOT}" in dockerfile and f"USER {contract.SERVICE_UID}" in dockerfile
+    assert f"{contract.CONTAINER_PORT}{contract.READINESS_PATH}" in dockerfile  # the HEALTHCHECK
+    assert f"PYTHONPATH={contract.RUNTIME_ROOT}" in dockerfile

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import contract
 from .auth import KeyAuth
 from .logs import log, log_raw
 from .rawhttp import AMLResponse
@@ -50,13 +51,13 @@ AUTH_DRAIN_LIMIT = 64 * 1024
 
 # path -> allowed methods (HEAD is implied by GET, except on /score, as in the classic server)
 ROUTES: dict[str, tuple[str, ...]] = {
-    "/": ("GET",),
-    "/score": ("GET", "POST"),
-    "/swagger.json": ("GET",),
-    "/readyz": ("GET",),
-    "/info": ("GET",),
+    contract.LIVENESS_PATH: ("GET",),
+    contract.SCORE_PATH: ("GET", "POST"),
+    contract.SWAGGER_PATH: ("GET",),
+    contract.READINESS_PATH: ("GET",),
+    contract.INFO_PATH: ("GET",),
 }
-OPEN_PATHS = ("/", "/readyz")  # probes never need a key
+OPEN_PATHS = (contract.LIVENESS_PATH, contract.READINESS_PATH)  # probes never need a key
 
 # request headers score() reads, in the order it unpacks them
 WANTED_HEADERS = {
@@ -415,26 +416,28 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
             return
         path = scope["path"]
         method = scope["method"]
-        if path == "/score" and (method == "POST" or method == "GET" or (method == "OPTIONS" and mode == "raw")):
+        if path == contract.SCORE_PATH and (
+            method == "POST" or method == "GET" or (method == "OPTIONS" and mode == "raw")
+        ):
             await score(scope, receive, send)
             return
         allowed = ROUTES.get(path)
         if allowed is None:
             await respond(send, 404, _error_body(NOT_FOUND_MSG), JSON, extra=[RUN_FAILED_FALSE])
             return
-        is_get = method == "GET" or (method == "HEAD" and path != "/score")
+        is_get = method == "GET" or (method == "HEAD" and path != contract.SCORE_PATH)
         if is_get:
             head = method == "HEAD"
             extra: list[tuple[bytes, bytes]] = []
             if cors:
                 extra = cors_headers(_header(scope, b"origin"))
-            if path == "/":
+            if path == contract.LIVENESS_PATH:
                 if state.phase == FAILED:
                     await respond(send, 503, b"Failed", TEXT, head, extra)
                 else:  # text/html, as Flask sent the classic server's "Healthy"
                     await respond(send, 200, b"Healthy", HTML, head, extra)
                 return
-            if path == "/readyz":
+            if path == contract.READINESS_PATH:
                 status, text = readiness()
                 await respond(send, status, text, TEXT, head, extra)
                 return
@@ -442,7 +445,7 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
                 extra += [(b"www-authenticate", b"Bearer")]
                 await respond(send, 401, _error_body(UNAUTHORIZED_MSG), JSON, head, extra)
                 return
-            if path == "/info":
+            if path == contract.INFO_PATH:
                 await respond(send, 200, info_body(), JSON, head, extra)
                 return
             # /swagger.json
@@ -470,13 +473,13 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
                     requested = _header(scope, b"access-control-request-headers")
                     if requested:
                         extra.append((b"access-control-allow-headers", requested))
-            if path == "/score":
+            if path == contract.SCORE_PATH:
                 await respond(send, 200, b"", HTML, extra=[*extra, RUN_FAILED_FALSE])
                 return
             allow = ", ".join([*allowed, "HEAD", "OPTIONS"])
             await respond(send, 200, b"", TEXT, extra=[*extra, (b"allow", allow.encode())])
             return
-        if path == "/score":
+        if path == contract.SCORE_PATH:
             if method == "HEAD":  # reaches the classic handler, which refuses it itself
                 await respond(send, 405, _error_body("Method not allowed"), JSON, extra=[RUN_FAILED_FALSE])
             else:

@@ -89,13 +89,20 @@ def _start_debugger(settings: Settings) -> None:
     log(f"debugpy listening on port {settings.debug_port}")
 
 
-def _wait_for_debugger() -> None:
+def _wait_for_debugger(seconds: int) -> None:
+    """Wait for a debugger to attach, at most ``seconds``: a forgotten debug setting never hangs a service."""
     try:
         import debugpy
     except ImportError:
         return
-    log("waiting for the debugger to attach (MLDEPLOY_DEBUG_WAIT=true)")
-    debugpy.wait_for_client()
+    log(f"waiting up to {seconds} s for the debugger to attach (MLDEPLOY_DEBUG_WAIT=true)")
+    deadline = time.monotonic() + seconds
+    while not debugpy.is_client_connected():
+        if time.monotonic() >= deadline:
+            log(f"no debugger attached within {seconds} s (MLDEPLOY_DEBUG_WAIT_SECONDS); continuing without one")
+            return
+        time.sleep(0.1)
+    log("debugger attached")
 
 
 def _load_and_init(settings: Settings) -> tuple[UserScript, float, float] | int:
@@ -143,7 +150,7 @@ def _loader(settings: Settings, state: WorkerState) -> None:
     """
     try:
         if state.worker == 0 and settings.debug_port is not None and settings.debug_wait:
-            _wait_for_debugger()
+            _wait_for_debugger(settings.debug_wait_seconds)
         loaded = _load_and_init(settings)
         if isinstance(loaded, int):
             state.mark_failed(loaded)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_APP_ROOT = "/var/azureml-app"
+from . import contract
+
+DEFAULT_APP_ROOT = contract.APP_ROOT
 DEFAULT_ENTRY_SCRIPT = "score.py"
-DEFAULT_PORT = 5001
+DEFAULT_PORT = contract.CONTAINER_PORT
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 64
@@ -18,7 +20,7 @@ DEFAULT_SCORING_TIMEOUT_MS = 3600 * 1000  # same default as azureml-inference-se
 MIN_KEY_LENGTH = 16
 
 # key auth: the value itself, or a file holding it (a mounted Kubernetes secret; re-read when it changes)
-AUTH_KEY_VARS = ("MLDEPLOY_AUTH_PRIMARY_KEY", "MLDEPLOY_AUTH_SECONDARY_KEY")
+AUTH_KEY_VARS = contract.AUTH_KEY_VARS
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -77,7 +79,7 @@ def _auth_sources(env: dict[str, str]) -> tuple[AuthSource, ...]:
     sources = []
     for var in AUTH_KEY_VARS:
         value = (env.get(var) or "").strip()
-        path = (env.get(f"{var}_FILE") or "").strip()
+        path = (env.get(f"{var}{contract.AUTH_FILE_SUFFIX}") or "").strip()
         if value and path:
             raise SettingsError(f"set either {var} or {var}_FILE, not both")
         if value:
@@ -112,6 +114,7 @@ class Settings:
     service_path_prefix: str
     debug_port: int | None
     debug_wait: bool
+    debug_wait_seconds: int = 60
     auth: tuple[AuthSource, ...] = ()
     cors_origins: tuple[str, ...] = ()
     reuse_port: bool = False
@@ -119,13 +122,13 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        app_root = env.get("AML_APP_ROOT") or DEFAULT_APP_ROOT
-        entry_script = env.get("AZUREML_ENTRY_SCRIPT") or DEFAULT_ENTRY_SCRIPT
+        app_root = env.get(contract.ENV_APP_ROOT) or DEFAULT_APP_ROOT
+        entry_script = env.get(contract.ENV_ENTRY_SCRIPT) or DEFAULT_ENTRY_SCRIPT
         entry_script_path = entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
         source_dir = env.get("AZUREML_SOURCE_DIRECTORY") or None
         if source_dir and not os.path.isabs(source_dir):
             source_dir = os.path.join(app_root, source_dir)
-        port_var = "MLDEPLOY_PORT" if env.get("MLDEPLOY_PORT") else "SERVER_PORT"
+        port_var = contract.ENV_PORT if env.get(contract.ENV_PORT) else "SERVER_PORT"
         debug_port_raw = env.get("AZUREML_DEBUG_PORT")
         cors = tuple(o.strip() for o in (env.get("AML_CORS_ORIGINS") or "").split(",") if o.strip())
         return cls(
@@ -133,14 +136,14 @@ class Settings:
             entry_script=entry_script,
             entry_script_path=os.path.normpath(entry_script_path),
             source_dir=source_dir,
-            model_dir=env.get("AZUREML_MODEL_DIR") or None,
+            model_dir=env.get(contract.ENV_MODEL_DIR) or None,
             host=env.get("MLDEPLOY_HOST") or DEFAULT_HOST,
             port=_int(env, port_var, DEFAULT_PORT, 1, 65535),
             workers=_int(env, "WORKER_COUNT", 1, 1, 64),
             scoring_timeout_ms=_int(env, "SCORING_TIMEOUT_MS", DEFAULT_SCORING_TIMEOUT_MS, 0),
             max_body_bytes=_int(env, "MLDEPLOY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 0),
             max_json_depth=_int(env, "MLDEPLOY_MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH, 0),
-            debug=_flag(env, "AZUREML_DEBUG"),
+            debug=_flag(env, contract.ENV_DEBUG),
             access_log=_flag(env, "MLDEPLOY_ACCESS_LOG"),
             log_level=_log_level(env),
             service_name=env.get("SERVICE_NAME") or "ML service",
@@ -148,6 +151,7 @@ class Settings:
             service_path_prefix=env.get("SERVICE_PATH_PREFIX") or "",
             debug_port=_int(env, "AZUREML_DEBUG_PORT", 0, 1, 65535) if debug_port_raw else None,
             debug_wait=_flag(env, "MLDEPLOY_DEBUG_WAIT"),
+            debug_wait_seconds=_int(env, "MLDEPLOY_DEBUG_WAIT_SECONDS", 60, 0, 3600),
             auth=_auth_sources(env),
             cors_origins=cors,
             reuse_port=_flag(env, "MLDEPLOY_REUSE_PORT"),

@@ -1,0 +1,254 @@
+"""The service spec (``service.yaml``), declared once.
+
+These models are the one declaration of the spec: validation (with every problem's field path),
+the typed frozen objects the pipeline passes around, the defaults, the JSON Schema
+(``mldeploy schema``) and the README's key reference all come from them. Paths are resolved
+inside the spec's folder while validating, so the pipeline only ever sees absolute paths that
+exist and are contained.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from mldeploy.errors import SpecProblem
+from mldeploy.spec.files import (
+    DockerfileSteps,
+    EnvironmentFile,
+    SpecContext,
+    SpecFileOrFolder,
+    SpecFolder,
+    context_of,
+    entry_script_problems,
+    problems_error,
+    resolve_path,
+)
+from mldeploy.spec.targets import EnvVars, LocalTarget, TargetSection
+from mldeploy.spec.types import (
+    DnsLabel,
+    EnvVarName,
+    Fix,
+    ImageReference,
+    ModelName,
+    PythonVersion,
+    RegistryUrl,
+    Section,
+    Text,
+    spec_error,
+)
+
+# The entry script's relative path reaches the Dockerfile (AZUREML_ENTRY_SCRIPT): plain names only.
+SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py")
+SCRIPT_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+SecretSource = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255),
+    Fix("name the environment variable that holds the value on the deploying machine, never the value itself"),
+]
+
+
+class ModelSection(Section):
+    """The model to register and ship with the image."""
+
+    name: ModelName = Field(description="Name in the model registry.")
+    path: SpecFileOrFolder = Field(description="The model file or folder, relative to the spec.")
+    description: Text = Field("", description="Free text kept with the model version.")
+
+
+class EnvironmentSection(Section):
+    """The image's Python environment."""
+
+    conda_file: EnvironmentFile | None = Field(
+        None, description="A conda environment YAML; its pip: section (and mapped conda packages) is installed."
+    )
+    requirements: EnvironmentFile | None = Field(None, description="A pip requirements file (instead of conda_file).")
+    python: PythonVersion | None = Field(
+        None, description="Python of the image (base image python:VERSION-slim); quote it: '3.11'."
+    )
+    base_image: ImageReference | None = Field(None, description="Any image with python3 and venv (instead of python).")
+    extra_dockerfile_steps: DockerfileSteps | None = Field(
+        None, description="A file of extra RUN/ENV/ARG/LABEL lines, run after the packages are installed."
+    )
+    variables: EnvVars = Field(default_factory=dict, description="Container environment variables (not secret).")
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python_is_quoted(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # YAML reads an unquoted 3.10 as the number 3.1: never guess which was meant.
+            raise spec_error(
+                f"{value!r} is not a quoted version string",
+                "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_environment(self) -> EnvironmentSection:
+        if self.conda_file is not None and self.requirements is not None:
+            raise spec_error("sets both conda_file and requirements", "keep one of the two")
+        if self.conda_file is None and self.requirements is None:
+            raise spec_error(
+                "names no Python environment",
+                "set environment.conda_file (conda YAML with a pip: section) or environment.requirements",
+            )
+        return self
+
+    @property
+    def file(self) -> Path:
+        """The environment file (conda or requirements)."""
+        found = self.conda_file or self.requirements
+        assert found is not None  # guaranteed by _one_environment
+        return found
+
+
+class RegistrySection(Section):
+    """Where images are pushed (and pulled from by remote targets)."""
+
+    url: RegistryUrl = Field(description="host[:port][/path] of any OCI registry (ACR, Harbor, distribution...).")
+    username: Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=255)] | None = Field(
+        None, description="User name for the registry."
+    )
+    password_env: SecretSource | None = Field(
+        None, description="Environment variable holding the password (never the password itself)."
+    )
+    insecure: bool = Field(
+        False, description="Plain HTTP instead of HTTPS (the engine must list the registry as insecure)."
+    )
+
+
+class DeploySection(Section):
+    """How long a roll-out may take, and debugging."""
+
+    health_timeout_seconds: Annotated[float, Field(ge=1, le=3600), Fix("use seconds between 1 and 3600")] = Field(
+        60.0, description="How long init() may take before the service must be ready."
+    )
+    debug: bool = Field(False, description="500 responses carry the error text (debugging only).")
+
+
+class SmokeCase(Section):
+    """One request the smoke stage sends to the new version before it serves."""
+
+    name: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = Field(
+        "", description="Shown in the smoke table; default 'request N'."
+    )
+    request: Any = Field(description="The body: a JSON document (sent as JSON) or a string (sent as is).")
+    expect_status: Annotated[int, Field(ge=100, le=599), Fix("use an HTTP status such as 200")] = Field(
+        200, description="Expected HTTP status."
+    )
+    expect: Any = Field(None, description="Expected JSON response; numbers compare with a relative tolerance of 1e-6.")
+    max_latency_ms: Annotated[float, Field(gt=0, le=3_600_000), Fix("use milliseconds, e.g. 500")] | None = Field(
+        None, description="Slowest acceptable answer."
+    )
+
+    @property
+    def has_expect(self) -> bool:
+        return "expect" in self.model_fields_set
+
+    def body(self) -> bytes:
+        if isinstance(self.request, str):
+            return self.request.encode()
+        return json.dumps(self.request).encode()
+
+
+class ServiceSpec(Section):
+    """A scoring service: a model, a scoring script, its environment, where it runs and how it is checked."""
+
+    name: DnsLabel = Field(description="Service name: the container, image and artifact names.")
+    description: Text = Field("", description="Free text.")
+    model: ModelSection = Field(description="The model to register.")
+    source_directory: SpecFolder | None = Field(
+        None, description="A folder copied into the app (entry_script is inside it)."
+    )
+    entry_script: Path = Field(description="The scoring script with init() and run(), relative to the spec.")
+    environment: EnvironmentSection = Field(description="The image's Python environment.")
+    secrets: dict[EnvVarName, SecretSource] = Field(
+        default_factory=dict,
+        description="CONTAINER_VARIABLE: HOST_VARIABLE; values come from the deploying machine's environment "
+        "and are scrubbed from every log, artifact and summary.",
+    )
+    registry: RegistrySection | None = Field(None, description="Where to push; optional for the local target.")
+    target: TargetSection = Field(default_factory=LocalTarget, description="Where the service runs.")
+    deploy: DeploySection = Field(default_factory=DeploySection, description="Roll-out settings.")
+    smoke: tuple[SmokeCase, ...] = Field(
+        (), strict=False, description="Requests the new version must answer before it serves."
+    )
+
+    _path: Path = PrivateAttr()
+    _notices: tuple[str, ...] = PrivateAttr(())
+
+    def model_post_init(self, context: Any) -> None:
+        if isinstance(context, SpecContext):
+            self._path = context.spec_path
+            self._notices = tuple(context.notices)
+
+    @field_validator("entry_script", mode="before")
+    @classmethod
+    def _entry_script(cls, value: Any, info: ValidationInfo) -> Path:
+        if "source_directory" not in info.data:
+            return Path(str(value))  # source_directory itself is wrong: that problem is reported already
+        source_dir: Path | None = info.data["source_directory"]
+        path = resolve_path(value, info, "file", base=source_dir)
+        spec_file = str(context_of(info).spec_path)
+        relative = path.relative_to(source_dir) if source_dir and path.is_relative_to(source_dir) else None
+        if not SCRIPT_NAME.fullmatch(path.name):
+            raise spec_error(
+                f"{path.name!r} is not a plain Python file name",
+                "name the script like score.py (letters, digits, '_', '.', '-')",
+            )
+        if source_dir is not None and relative is None:
+            raise spec_error("must be inside source_directory", "move the script into source_directory")
+        if relative is not None and not all(SCRIPT_FOLDER.fullmatch(part) for part in relative.parts[:-1]):
+            raise spec_error(
+                f"{relative.as_posix()!r} has an unsafe folder name",
+                "use folder names of letters, digits, '_', '.', '-'",
+            )
+        found = entry_script_problems(path)
+        if found:
+            raise problems_error([SpecProblem(spec_file, "entry_script", message, fix) for message, fix in found])
+        return path
+
+    @field_validator("smoke", mode="after")
+    @classmethod
+    def _name_smoke_cases(cls, cases: tuple[SmokeCase, ...]) -> tuple[SmokeCase, ...]:
+        return tuple(
+            case if case.name else case.model_copy(update={"name": f"request {index + 1}"})
+            for index, case in enumerate(cases)
+        )
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """The spec file itself."""
+        return self._path
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """What the user should know about how the spec was read (e.g. keys ignored by --target)."""
+        return self._notices
+
+    @property
+    def root(self) -> Path:
+        return self._path.parent
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """Plain container variables: environment.variables, then the target's (local) variables."""
+        target_vars = self.target.variables if isinstance(self.target, LocalTarget) else {}
+        return {key: str(value) for key, value in {**self.environment.variables, **target_vars}.items()}
+
+    @property
+    def app_source(self) -> Path:
+        """What is copied into the app folder: the source directory, or the entry script alone."""
+        return self.source_directory or self.entry_script
+
+    @property
+    def entry_script_in_app(self) -> str:
+        """The entry script's path inside the app folder (AZUREML_ENTRY_SCRIPT)."""
+        if self.source_directory is None:
+            return self.entry_script.name
+        return self.entry_script.relative_to(self.source_directory).as_posix()

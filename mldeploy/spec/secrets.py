@@ -1,0 +1,69 @@
+"""Secret values: read from the deploying machine's environment, never from the spec.
+
+The spec names *which* host variable holds each value (``secrets:``, ``registry.password_env``);
+the values are read once per run, here, and handed on apart from plain configuration so that
+each target can keep them secret in its own way (a Kubernetes Secret, ACI secure variables).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mldeploy.errors import SpecError, SpecProblem
+from mldeploy.spec.document import ServiceSpec
+
+
+@dataclass(frozen=True)
+class ResolvedSecrets:
+    """Secret values read from the deploying machine's environment (never from the spec)."""
+
+    container: Mapping[str, str] = field(default_factory=dict)  # container variable -> value
+    registry_password: str | None = None
+
+    def values(self) -> list[str]:
+        return [*self.container.values(), *([self.registry_password] if self.registry_password else [])]
+
+    def digest(self, key: bytes) -> str:
+        """A keyed digest of the container's secret values (never the values): rotating one changes it.
+
+        Keyed (HMAC), so a digest seen in a label or a fingerprint cannot be used to guess a short
+        value offline. The registry password is left out: it does not reach the container.
+        """
+        if not self.container:
+            return ""
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        for name in sorted(self.container):
+            mac.update(name.encode() + b"\0" + self.container[name].encode() + b"\0")
+        return mac.hexdigest()
+
+    def __repr__(self) -> str:  # never the values, whatever prints this object
+        password = "***" if self.registry_password else None
+        return f"ResolvedSecrets(container={sorted(self.container)}, registry_password={password})"
+
+
+def resolve_secrets(spec: ServiceSpec, environ: Mapping[str, str]) -> ResolvedSecrets:
+    """Resolve ``secrets`` and the registry password from the environment; every missing one is a problem."""
+    problems: list[SpecProblem] = []
+
+    def read(where: str, source: str) -> str:
+        if not environ.get(source):
+            problems.append(
+                SpecProblem(
+                    str(spec.path),
+                    where,
+                    f"environment variable {source} is not set",
+                    f"export {source}=<value> on the machine that deploys",
+                )
+            )
+        return environ.get(source, "")
+
+    container = {name: read(f"secrets.{name}", source) for name, source in spec.secrets.items()}
+    password = None
+    if spec.registry is not None and spec.registry.password_env:
+        password = read("registry.password_env", spec.registry.password_env)
+    if problems:
+        raise SpecError(str(spec.path), problems)
+    return ResolvedSecrets(container, password or None)
