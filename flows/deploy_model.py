@@ -23,7 +23,7 @@ from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.errors import SpecError, TransientError
 from mldeploy.images import ImageRef
-from mldeploy.models import ModelVersion, Registration
+from mldeploy.models import ModelVersion
 from mldeploy.orchestration import (
     artifact_key,
     attach_markdown,
@@ -61,8 +61,6 @@ def _run_name() -> str:
 
 
 def _reused(result: Any) -> bool:
-    if isinstance(result, Registration):
-        return not result.created_new
     return bool(getattr(result, "reused", False))
 
 
@@ -113,13 +111,15 @@ def deploy_model(
     no_cache: bool = False,
     from_stage: str | None = None,
     allowed_roots: list[str] | None = None,
+    allow_direct_urls: bool = False,
 ) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README).
 
     ``target`` overrides target.kind; ``force`` deploys even when nothing changed; ``no_cache``
     rebuilds every image layer (implies ``force``). What an earlier run already made (the model
     version, the image, the pushed manifest) is reused; ``from_stage`` re-executes that stage and
-    every later one. ``allowed_roots``: folders outside the spec's own that its paths may name.
+    every later one. ``allowed_roots``, ``allow_direct_urls``: what the deploying user allows the spec
+    beyond its own folder and the package index (the spec cannot allow itself anything).
     """
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, not {from_stage!r}")
@@ -130,7 +130,11 @@ def deploy_model(
     )
     try:
         roots = tuple(allowed_roots or ())
-        spec = _stage(summary, "validate", lambda: validate_spec(spec_path, target, roots, return_state=True))
+        spec = _stage(
+            summary,
+            "validate",
+            lambda: validate_spec(spec_path, target, roots, allow_direct_urls, return_state=True),
+        )
         summary.service = spec.name
         summary.notices += spec.notices
         try:  # secret values are read once, here, and scrubbed from every log, artifact and error from now on
@@ -211,8 +215,8 @@ def _build_to_smoke(summary: RunSummary, run: RunInputs, model: ModelVersion, *,
     summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
     request = deploy_request(spec, result.plan, pushed.ref, model.label, run.secrets, auth)
     outcome = _stage(summary, "deploy", lambda: deploy_service(request, run.target, return_state=True))
-    summary.endpoint = outcome.endpoint
     _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
+    summary.endpoint = outcome.service_endpoint or outcome.endpoint
 
 
 def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:

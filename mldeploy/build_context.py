@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-from mldeploy.fingerprint import iter_files
+from mldeploy.fingerprint import walk_files
 from mldeploy.plan import RUNTIME_DIR, BuildPlan
 
 
@@ -22,16 +23,21 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    if src.is_file():
-        _link_or_copy(src, dst / src.name)
+def _copy_tree(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> None:
+    """Regular files only, links followed only inside ``roots`` (see fingerprint.walk_files)."""
+    if not src.is_dir():
+        (only,) = walk_files(src, roots)
+        _link_or_copy(only.real, dst / src.name)
         return
-    for file in iter_files(src):
-        _link_or_copy(file, dst / file.relative_to(src))
+    for file in walk_files(src, roots):
+        _link_or_copy(file.real, dst / file.rel)
 
 
-def write_context(context: Path, plan: BuildPlan, *, wheels: Path, model_files: Path, app: Path) -> None:
-    """Fill ``context`` (an empty folder). ``model_files`` holds the registered file or folder."""
+def write_context(
+    context: Path, plan: BuildPlan, *, wheels: Path, model_files: Path, app: Path, app_roots: Sequence[Path]
+) -> None:
+    """Fill ``context`` (an empty folder). ``model_files`` holds the registered file or folder; ``app`` is
+    the entry script or source folder, whose links may only lead inside ``app_roots`` (the spec's folders)."""
     (context / "Dockerfile").write_text(plan.dockerfile)
     for name, content in plan.requirement_files.items():
         (context / "requirements").mkdir(exist_ok=True)
@@ -44,5 +50,5 @@ def write_context(context: Path, plan: BuildPlan, *, wheels: Path, model_files: 
     for entry in model_files.iterdir():
         _copy_tree(entry, context / "model") if entry.is_file() else _copy_tree(entry, context / "model" / entry.name)
     (context / "app").mkdir()
-    _copy_tree(app, context / "app")
+    _copy_tree(app, context / "app", app_roots)
     (context / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")

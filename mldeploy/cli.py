@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from mldeploy.spec.targets import TARGET_KINDS
@@ -66,6 +65,7 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             no_cache=args.no_cache,
             from_stage=args.from_stage,
             allowed_roots=[os.path.abspath(root) for root in args.allow_root],
+            allow_direct_urls=args.allow_direct_urls,
             return_state=True,
         ),
     )
@@ -81,6 +81,8 @@ def _run_remotely(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
     parameters: dict[str, Any] = {"spec_path": args.spec, "force": args.force, "no_cache": args.no_cache}
     if args.allow_root:
         parameters["allowed_roots"] = list(args.allow_root)
+    if args.allow_direct_urls:
+        parameters["allow_direct_urls"] = True
     if args.target:
         parameters["target"] = args.target
     if args.from_stage:
@@ -101,8 +103,8 @@ def _load(args: argparse.Namespace) -> ServiceSpec:
     from mldeploy.settings import Settings
     from mldeploy.spec import load_spec
 
-    roots = (*Settings.load().allowed_roots, *(Path(root) for root in args.allow_root))
-    return load_spec(args.spec, target_override=getattr(args, "target", None), allowed_roots=roots)
+    limits = Settings.load().limits(args.allow_root, args.allow_direct_urls)
+    return load_spec(args.spec, target_override=getattr(args, "target", None), limits=limits)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -260,6 +262,11 @@ def parser() -> argparse.ArgumentParser:
             default=[],
             metavar="DIR",
             help="a folder outside the spec's own that its paths may name (repeatable; a spec cannot allow it)",
+        )
+        command.add_argument(
+            "--allow-direct-urls",
+            action="store_true",
+            help="let requirements name a URL or local path (this machine fetches them; a spec cannot allow it)",
         )
     schema = sub.add_parser("schema", help="print the JSON Schema of service.yaml (or its key reference)")
     schema.add_argument("--markdown", action="store_true", help="the key reference table instead (README)")

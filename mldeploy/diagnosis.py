@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -71,13 +71,6 @@ class Diagnosis:
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value (at least 4 characters) by a marker."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def spec_invalid(spec_path: str, problems: Sequence[str]) -> Diagnosis:
@@ -192,13 +185,22 @@ def last_traceback(log: str) -> str:
 
 def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_limit: str = "") -> Diagnosis:
     """The container exited or restarted before it became healthy."""
-    if oom_killed or exit_code == 137:
+    if oom_killed:
         return Diagnosis(
             Code.OUT_OF_MEMORY,
             "the container ran out of memory (OOMKilled, exit 137)",
             tail(log),
             f"raise the memory limit{f' (now {memory_limit})' if memory_limit else ''} or load a "
             "smaller model; check init() does not copy the model needlessly",
+            "deploy",
+        )
+    if exit_code == 137:  # SIGKILL, but not by the memory limit: someone or something killed it
+        return Diagnosis(
+            Code.INIT_FAILED,
+            "the container was killed (SIGKILL, exit 137) while starting — not by its memory limit",
+            tail(log),
+            "something outside the service stopped it (docker kill, a restart of the engine, the host running "
+            "out of memory); read the log above and the engine's events ('docker events'), then rerun",
             "deploy",
         )
     missing = _CANNOT_FIND.search(log) or _NO_SUCH_FILE.search(log)

@@ -20,6 +20,7 @@ from mldeploy.contract import (
     ENV_ENTRY_SCRIPT,
     ENV_MODEL_DIR,
     ENV_PORT,
+    LABEL_SERVICE,
     MODELS_ROOT,
     READINESS_PATH,
     RUNTIME_ROOT,
@@ -30,7 +31,6 @@ from mldeploy.contract import (
 
 ALLOWED_STEP_INSTRUCTIONS = ("RUN", "ENV", "ARG", "LABEL")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*\Z")  # \Z: '$' would accept a trailing newline
-_INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)\b")
 
 
 @dataclass(frozen=True)
@@ -41,27 +41,72 @@ class DockerfileInputs:
     entry_script: str  # file name inside the app folder
     has_requirements: bool
     extra_steps: str = ""  # the user's Dockerfile.steps, already checked
+    service: str = ""  # labels every layer, so what a killed build leaves is found and removed
+
+
+# Only printable ASCII, tab and newline: no character that Docker's parser (Go's unicode.IsSpace,
+# bufio's line splitting) could read differently from this check (form feed, NEL, U+2028, CR...).
+_STEP_CHARACTERS = re.compile(r"[\t\n\x20-\x7e]*")
+_CONTINUATION = re.compile(r"\\[ \t]*\Z")  # Docker's lineContinuationRegex for the default escape token
+
+
+def parse_steps(text: str) -> tuple[list[tuple[int, str]], bool]:
+    """The instructions Docker's Dockerfile parser reads from ``text`` — (first line number, joined
+    line) each — and whether the text ends inside a continuation (it would swallow the next line).
+
+    Mirrors the parser of moby/buildkit (``frontend/dockerfile/parser``) for printable ASCII: a line
+    is left-trimmed, a line starting with '#' is a comment, a trailing backslash (then only spaces and
+    tabs) continues the instruction on the next line, and inside a continuation comment lines and blank
+    lines are skipped. ``tests/integration/test_adversarial.py`` checks it against the engine's parser.
+    """
+    lines = text.split("\n")
+    found: list[tuple[int, str]] = []
+    index = 0
+    while index < len(lines):
+        start = index + 1
+        line = lines[index].lstrip(" \t")
+        index += 1
+        if line.startswith("#"):
+            line = ""
+        match = _CONTINUATION.search(line)
+        if match:
+            line = line[: match.start()]
+        elif not line:
+            continue
+        while match and index < len(lines):
+            raw = lines[index]
+            index += 1
+            if raw.lstrip(" \t").startswith("#") or not raw.strip(" \t"):
+                continue
+            match = _CONTINUATION.search(raw)
+            line += raw[: match.start()] if match else raw
+        found.append((start, line))
+        if match:  # the text ends inside a continuation
+            return found, True
+    return found, False
 
 
 def check_extra_steps(text: str) -> list[tuple[int, str]]:
-    """Problems in user Dockerfile steps: only RUN/ENV/ARG/LABEL, no FROM/USER/COPY that would break the image."""
+    """Problems in user Dockerfile steps: only RUN/ENV/ARG/LABEL, read exactly as Docker reads them."""
     problems: list[tuple[int, str]] = []
-    continued = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if continued:
-            if stripped and not stripped.startswith("#"):  # Docker skips these inside a continuation
-                continued = stripped.endswith("\\")
-            continue
-        if not stripped or stripped.startswith("#"):
-            continue
-        continued = stripped.endswith("\\")
-        match = _INSTRUCTION.match(stripped)
-        word = match.group(1).upper() if match else stripped.split()[0]
+    for number, line in enumerate(text.split("\n"), start=1):
+        bad = _STEP_CHARACTERS.sub("", line)
+        if bad:
+            problems.append(
+                (number, f"character {bad[0]!r} is not allowed (printable ASCII and tabs only; save with LF endings)")
+            )
+    if problems:
+        return problems  # the lines cannot be read safely: do not guess where instructions start
+    if "<<" in text:
+        first = next(number for number, line in enumerate(text.split("\n"), start=1) if "<<" in line)
+        problems.append((first, "heredocs ('<<') are not allowed: write the command on RUN lines"))
+    instructions, dangling = parse_steps(text)
+    for number, instruction in instructions:
+        word = instruction.split(None, 1)[0].upper() if instruction.split() else ""
         if word not in ALLOWED_STEP_INSTRUCTIONS:
             problems.append((number, f"instruction {word!r} is not allowed in extra Dockerfile steps"))
-    if continued:  # a dangling '\\' would swallow the next rendered instruction (COPY runtime/)
-        problems.append((len(text.splitlines()), "the steps end inside a continuation ('\\' with no line after it)"))
+    if dangling:  # a dangling '\' would swallow the next rendered instruction (COPY runtime/)
+        problems.append((len(text.split("\n")), "the steps end inside a continuation ('\\' with no line after it)"))
     return problems
 
 
@@ -85,6 +130,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         "# Rendered by mldeploy. Layers run from least to most often changed:",
         "# a change to the scoring script rebuilds only the last layer.",
         f"FROM {base}",
+        *([f"LABEL {LABEL_SERVICE}={_token(inputs.service, 'service name')}"] if inputs.service else []),
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
         f"RUN useradd --system --uid {SERVICE_UID} --no-create-home --shell /usr/sbin/nologin {SERVICE_USER}"
         f" && python3 -m venv {VENV}",

@@ -88,7 +88,9 @@ class PythonEnvironment:
     notices: tuple[str, ...]
 
 
-def load_environment(conda_file: Path | None, requirements: Path | None) -> PythonEnvironment:
+def load_environment(
+    conda_file: Path | None, requirements: Path | None, *, allow_direct_urls: bool = False
+) -> PythonEnvironment:
     path = conda_file or requirements
     if path is None:
         return PythonEnvironment((), None, ())
@@ -97,10 +99,14 @@ def load_environment(conda_file: Path | None, requirements: Path | None) -> Pyth
     except UnicodeDecodeError:
         problem = SpecProblem(str(path), "(file)", "not UTF-8 text", "save it as UTF-8")
         raise SpecError(str(path), [problem]) from None
-    return parse_conda(text, str(path)) if conda_file is not None else parse_requirements(text, str(path))
+    if conda_file is not None:
+        return parse_conda(text, str(path), allow_direct_urls=allow_direct_urls)
+    return parse_requirements(text, str(path), allow_direct_urls=allow_direct_urls)
 
 
-def _requirement(line: str, file: str, where: str, problems: list[SpecProblem]) -> Requirement | None:
+def _requirement(
+    line: str, file: str, where: str, problems: list[SpecProblem], *, allow_direct_urls: bool = False
+) -> Requirement | None:
     if line.startswith("-"):
         problems.append(
             SpecProblem(
@@ -112,7 +118,7 @@ def _requirement(line: str, file: str, where: str, problems: list[SpecProblem]) 
         )
         return None
     try:
-        return Requirement(line)
+        req = Requirement(line)
     except InvalidRequirement as exc:
         problems.append(
             SpecProblem(
@@ -123,6 +129,18 @@ def _requirement(line: str, file: str, where: str, problems: list[SpecProblem]) 
             )
         )
         return None
+    if req.url and not allow_direct_urls:
+        problems.append(
+            SpecProblem(
+                file,
+                where,
+                f"{req.name} is a direct reference to {req.url.split('://', 1)[0]}:// (not the package index)",
+                "name a released version (name==1.2.3); a direct URL or local path is fetched by the deploying "
+                "machine, so only its owner may allow it: mldeploy deploy --allow-direct-urls",
+            )
+        )
+        return None
+    return req
 
 
 def _keep(reqs: list[Requirement], notices: list[str], file: str) -> tuple[str, ...]:
@@ -139,14 +157,14 @@ def _keep(reqs: list[Requirement], notices: list[str], file: str) -> tuple[str, 
     return tuple(dict.fromkeys(kept))
 
 
-def parse_requirements(text: str, file: str) -> PythonEnvironment:
+def parse_requirements(text: str, file: str, *, allow_direct_urls: bool = False) -> PythonEnvironment:
     problems: list[SpecProblem] = []
     reqs: list[Requirement] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        req = _requirement(line, file, f"line {number}", problems)
+        req = _requirement(line, file, f"line {number}", problems, allow_direct_urls=allow_direct_urls)
         if req is not None:
             reqs.append(req)
     if problems:
@@ -155,7 +173,7 @@ def parse_requirements(text: str, file: str) -> PythonEnvironment:
     return PythonEnvironment(_keep(reqs, notices, file), None, tuple(notices))
 
 
-def parse_conda(text: str, file: str) -> PythonEnvironment:
+def parse_conda(text: str, file: str, *, allow_direct_urls: bool = False) -> PythonEnvironment:
     problems: list[SpecProblem] = []
     try:
         doc: Any = yaml.safe_load(text)
@@ -193,7 +211,9 @@ def parse_conda(text: str, file: str) -> PythonEnvironment:
                     )
                     continue
                 for j, item in enumerate(items):
-                    req = _requirement(str(item).strip(), file, f"{where}.pip[{j}]", problems)
+                    req = _requirement(
+                        str(item).strip(), file, f"{where}.pip[{j}]", problems, allow_direct_urls=allow_direct_urls
+                    )
                     if req is not None:
                         reqs.append(req)
             continue

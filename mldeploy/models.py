@@ -14,13 +14,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mldeploy.errors import PermanentError
-from mldeploy.fingerprint import fingerprint, hash_content, stat_fingerprint
+from mldeploy.fingerprint import UnsafeFile, fingerprint, hash_content, stat_fingerprint, walk_files
 
 STAT_INDEX = "stat-index.json"  # cheap identity (path, names, sizes, mtimes) -> version: skips rehashing
 
@@ -55,10 +55,23 @@ class ModelVersion:
         return ModelVersion(**values)  # type: ignore[arg-type]
 
 
+def _bounded_copy(source: Path, target: Path, size: int) -> None:
+    """Copy at most the bytes that were counted: a file that grows meanwhile (a pipe, a log) is refused."""
+    copied = 0
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(1 << 20):
+            copied += len(chunk)
+            if copied > size:
+                raise UnsafeFile(source, "grew while it was being registered; register again")
+            writer.write(chunk)
+    shutil.copystat(source, target)
+
+
 @dataclass(frozen=True)
 class Registration:
     model: ModelVersion
     created_new: bool
+    reused: bool = False  # this very source, unchanged, was registered before: nothing was read again
 
 
 class ModelRegistry:
@@ -136,19 +149,28 @@ class ModelRegistry:
         os.replace(staging, index)
 
     def register(
-        self, name: str, source: Path, *, source_spec: str = "", description: str = "", force: bool = False
+        self,
+        name: str,
+        source: Path,
+        *,
+        source_spec: str = "",
+        description: str = "",
+        force: bool = False,
+        roots: Sequence[Path] | None = None,
+        max_bytes: int | None = None,
     ) -> Registration:
         """Register ``source`` (a file or folder) under ``name``; the same bytes keep their version.
 
         A source unchanged since it was last registered (same path, names, sizes and times) is not
-        hashed again, unless ``force``.
+        hashed again, unless ``force``. Only regular files are read, links only inside ``roots``
+        (default: the source itself), at most ``max_bytes`` in all (see fingerprint.walk_files).
         """
         if not force:
             with self._lock(name):
                 known = self._known(name, source)
             if known is not None:
-                return Registration(known, created_new=False)
-        content = hash_content(source)
+                return Registration(known, created_new=False, reused=True)
+        content = hash_content(source, roots, max_bytes)
         with self._lock(name):
             folder = self._dir(name)
             for stale in folder.glob(".tmp-*"):  # left by a crash mid-register; we hold the lock
@@ -176,10 +198,10 @@ class ModelRegistry:
             try:
                 files = staging / "files"
                 files.mkdir()
-                if source.is_dir():
-                    shutil.copytree(source, files / source.name, symlinks=False)
-                else:
-                    shutil.copy2(source, files / source.name)
+                target = files / source.name if source.is_dir() else files
+                for file in walk_files(source, roots, max_bytes):  # regular files only; links materialised
+                    (target / file.rel).parent.mkdir(parents=True, exist_ok=True)
+                    _bounded_copy(file.real, target / file.rel, file.size)
                 # Verify what landed is what was hashed: a file changing mid-copy must not be registered.
                 if hash_content(files / source.name).sha256 != content.sha256:
                     raise PermanentError(f"model {source} changed while it was being registered; register again")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import get_run_logger
@@ -28,6 +31,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from mldeploy import diagnosis, retry
 from mldeploy.errors import MldeployError, PermanentError, TransientError, is_transient
+from mldeploy.redaction import redact
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,7 +80,7 @@ def keep_secrets(values: Sequence[str]) -> None:
 
 
 def scrub(text: str) -> str:
-    return diagnosis.redact(text, _secrets) if _secrets else text
+    return redact(text, _secrets) if _secrets else text
 
 
 class _ScrubbingAdapter(logging.LoggerAdapter[Any]):
@@ -220,21 +224,121 @@ def ensure_service_limit(service: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class SlotHolder:
+    """Who holds a service's deploy slot, written where the next run on this machine can read it."""
+
+    pid: int
+    start_ticks: int  # /proc/<pid>/stat field 22: tells a reused pid from the holder
+    boot_id: str
+    flow_run_id: str
+    lease_id: str
+
+    def is_dead(self) -> bool:
+        """Provably dead: on this machine (same boot) and its process is gone (or the pid was reused)."""
+        return self.boot_id == _boot_id() and _start_ticks(self.pid) != self.start_ticks
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _holder_file(service: str) -> Path:
+    from mldeploy.settings import Settings
+
+    return Settings.load().home / "locks" / f"{service}.json"
+
+
+def _read_holder(path: Path) -> SlotHolder | None:
+    try:
+        return SlotHolder(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def free_slot_of_dead_holder(service: str) -> SlotHolder | None:
+    """When the last holder of the slot was killed (SIGKILL, a crash): free its slot now, not when the
+    lease runs out, and end its flow run as Crashed instead of Running forever. Returns that holder."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    path = _holder_file(service)
+    holder = _read_holder(path)
+    if holder is None or not holder.is_dead():
+        return None
+    log = logger()
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(Exception):  # the lease may have run out already
+            client.release_concurrency_slots_with_lease(UUID(holder.lease_id))
+        message = f"its process (pid {holder.pid}) was killed; found by the next deploy of {service}"
+        with contextlib.suppress(Exception):
+            run = client.read_flow_run(UUID(holder.flow_run_id))
+            if run.state is not None and not run.state.is_final():
+                client.set_flow_run_state(UUID(holder.flow_run_id), Crashed(message=message), force=True)
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            for task_run in tasks:
+                if task_run.state is not None and not task_run.state.is_final():
+                    client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+    path.unlink(missing_ok=True)
+    log.warning(
+        "the last run of %s (flow run %s) was killed: freed its deploy slot and marked it Crashed",
+        service,
+        holder.flow_run_id,
+    )
+    return holder
+
+
 @contextlib.contextmanager
 def service_lock(service: str) -> Iterator[None]:
     """Hold the service's single deploy slot (a Prefect global concurrency limit, strict).
 
     Scheduled, CI and manual runs of one service never interleave their deploy/smoke windows;
-    different services proceed in parallel. The slot is a lease: if the holder dies, it frees
-    itself after LOCK_LEASE_SECONDS.
+    different services proceed in parallel. The slot is a lease renewed while held: a holder that
+    dies frees it when the lease runs out — or at once, when the next run on this machine proves
+    the holder's process is gone (:func:`free_slot_of_dead_holder`).
     """
-    from prefect.concurrency.sync import concurrency
+    # Prefect's own lease helpers (what prefect.concurrency.sync.concurrency is made of), so the lease
+    # id is ours to record; pinned with Prefect in constraints.txt.
+    from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+    from prefect.concurrency._leases import maintain_concurrency_lease
+    from prefect.concurrency._sync import acquire_concurrency_slots_with_lease, release_concurrency_slots_with_lease
+    from prefect.runtime import flow_run
 
     name = ensure_service_limit(service)
     log = logger()
+    free_slot_of_dead_holder(service)
     log.info("waiting for the deploy slot of %s (concurrency limit %s)", service, name)
     started = datetime.now(UTC)
-    with concurrency(name, occupy=1, strict=True, lease_duration=LOCK_LEASE_SECONDS, timeout_seconds=LOCK_WAIT_SECONDS):
-        waited = (datetime.now(UTC) - started).total_seconds()
-        log.info("holding the deploy slot of %s (waited %.1f s)", service, waited)
-        yield
+    run_id = flow_run.get_id()
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id)) if run_id else None
+    acquired = acquire_concurrency_slots_with_lease(
+        [name], 1, timeout_seconds=LOCK_WAIT_SECONDS, strict=True, lease_duration=LOCK_LEASE_SECONDS, holder=holder
+    )
+    path = _holder_file(service)
+    record = SlotHolder(os.getpid(), _start_ticks(os.getpid()), _boot_id(), str(run_id or ""), str(acquired.lease_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(asdict(record)))
+    os.replace(staging, path)
+    try:
+        with maintain_concurrency_lease(acquired.lease_id, LOCK_LEASE_SECONDS, raise_on_lease_renewal_failure=True):
+            log.info(
+                "holding the deploy slot of %s (waited %.1f s)", service, (datetime.now(UTC) - started).total_seconds()
+            )
+            yield
+    finally:
+        release_concurrency_slots_with_lease(acquired.lease_id)
+        if _read_holder(path) == record:
+            path.unlink(missing_ok=True)

@@ -94,6 +94,7 @@ def make_plan(
             model_version=model.version,
             entry_script=spec.entry_script_in_app,
             has_requirements="user.txt" in requirement_files,
+            service=spec.name,
             extra_steps=extra.read_text() if extra else "",
         )
     )
@@ -104,7 +105,7 @@ def make_plan(
             "base_image_id": base_image_id,
             "runtime": hash_content(RUNTIME_DIR).sha256,
             "model": [model.name, model.version, model.sha256],
-            "app": hash_content(spec.app_source).sha256,
+            "app": hash_content(spec.app_source, spec.roots, spec.limits.max_bytes).sha256,
         }
     )
     deploy_fp = fingerprint(

@@ -6,6 +6,8 @@ after the build); ``force`` builds anyway, ``no_cache`` rebuilds every layer.
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +41,20 @@ def _attach_log(spec: ServiceSpec, log_file: Path, text: str) -> None:
     )
 
 
+BUILD_DIR_PREFIX = "mldeploy-build-"
+
+
+def _clean_after_killed_builds(engine: DockerEngine, service: str) -> None:
+    """A build killed mid-way leaves its context folder and untagged layers: remove them (pid is dead)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{BUILD_DIR_PREFIX}*-*"):
+        pid = folder.name.removeprefix(BUILD_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    removed = engine.remove_dangling({LABEL_SERVICE: service})
+    if removed:
+        logger().info("removed %d image layer(s) left by an interrupted build of %s", len(removed), service)
+
+
 def existing_image(engine: DockerEngine, plan: BuildPlan) -> str | None:
     """The id of an image the engine has for exactly this plan (same image fingerprint), if any."""
     labels = engine.image_labels(plan.local_ref)
@@ -64,6 +80,7 @@ def build_image(
         return BuiltImage(image_id=image_id, ref=plan.local_ref, reused=True)
     settings = Settings.load()
     started = time.monotonic()
+    _clean_after_killed_builds(engine, spec.name)
     attach_markdown(
         artifact_key(spec.name, "dockerfile"), code_block(plan.dockerfile, "dockerfile"), "The rendered Dockerfile"
     )
@@ -85,13 +102,14 @@ def build_image(
             f"wheelhouse {'reused' if wheelhouse.cached else 'resolved'}: {len(wheelhouse.wheels)} wheels "
             f"for Python {plan.python} in {wheelhouse.path}"
         )
-        with tempfile.TemporaryDirectory(prefix="mldeploy-build-") as context:
+        with tempfile.TemporaryDirectory(prefix=f"{BUILD_DIR_PREFIX}{os.getpid()}-") as context:
             write_context(
                 Path(context),
                 plan,
                 wheels=wheelhouse.path,
                 model_files=ModelRegistry(settings.home).files_path(model),
                 app=spec.app_source,
+                app_roots=spec.roots,
             )
             labels = {
                 LABEL_SERVICE: spec.name,

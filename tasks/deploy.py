@@ -30,9 +30,9 @@ def deploy_service(request: DeployRequest, target: Target) -> DeployOutcome:
     outcome = target.deploy(request, on_line)
     attach_link(
         artifact_key(request.service, "endpoint"),
-        outcome.endpoint + SCORE_PATH,
+        (outcome.service_endpoint or outcome.endpoint) + SCORE_PATH,
         f"{request.service} {SCORE_PATH}",
-        "The live scoring endpoint",
+        "The scoring endpoint (live once the smoke test passed)",
     )
     attach_markdown(
         artifact_key(request.service, "startup-log"),

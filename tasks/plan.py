@@ -56,7 +56,9 @@ def plan_deployment(
     plan = make_plan(
         spec,
         model,
-        load_environment(spec.environment.conda_file, spec.environment.requirements),
+        load_environment(
+            spec.environment.conda_file, spec.environment.requirements, allow_direct_urls=spec.limits.allow_direct_urls
+        ),
         base_image=base_image,
         base_image_id=image_id,
         base_python=base_python(engine, settings, base_image, image_id),
@@ -66,6 +68,7 @@ def plan_deployment(
     log = logger()
     for notice in plan.notices:
         (log.warning if notice.startswith("WARNING") else log.info)(notice)
+    target.recover(spec.name, lambda line: log.info(line))  # a killed run's leftovers go first, no-op or not
     live = target.live(spec.name)
     drift = tuple(drift_reasons(plan, live))
     noop = not force and not drift

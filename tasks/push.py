@@ -14,6 +14,7 @@ from mldeploy.adapters.oci_registry import OciRegistry
 from mldeploy.errors import PermanentError
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
 from mldeploy.plan import BuildPlan
+from mldeploy.redaction import redact
 from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
 from mldeploy.results import BuiltImage, PushedImage
 from mldeploy.spec import ServiceSpec
@@ -61,7 +62,7 @@ def push_image(
         log.info("reusing %s: the registry already serves it (digest %s)", plan.local_ref, served)
     else:
         digest, uploaded = engine.push(
-            image.name, plan.tag, auth, lambda line: log.info(diagnosis.redact(line, auth.secret_values()))
+            image.name, plan.tag, auth, lambda line: log.info(redact(line, auth.secret_values()))
         )
         served = registry.manifest_digest(image.repository, plan.tag)
         if served != digest:

@@ -16,7 +16,13 @@ from mldeploy.spec import ServiceSpec
 def register_model(spec: ServiceSpec, registry: ModelRegistry | None = None, force: bool = False) -> Registration:
     registry = registry or ModelRegistry(Settings.load().home)
     result = registry.register(
-        spec.model.name, spec.model.path, source_spec=str(spec.path), description=spec.model.description, force=force
+        spec.model.name,
+        spec.model.path,
+        source_spec=str(spec.path),
+        description=spec.model.description,
+        force=force,
+        roots=spec.roots,
+        max_bytes=spec.limits.max_bytes,
     )
     model = result.model
     logger().info(

@@ -12,6 +12,7 @@ from mldeploy.adapters.http_probe import HttpProbe
 from mldeploy.contract import AUTH_KEY_VARS, SCORE_PATH
 from mldeploy.errors import PermanentError
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_table, logger, reports_failure
+from mldeploy.redaction import redact
 from mldeploy.smoke import CaseResult, judge
 from mldeploy.spec import ServiceSpec
 from mldeploy.targets.base import DeployOutcome, Target
@@ -79,7 +80,7 @@ def smoke_test(
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
     failed = [r for r in results if not r.passed]
     if failed:
-        found = _diagnose(failed, diagnosis.redact(target.instance_logs(outcome, tail=200), auth_keys.values()))
+        found = _diagnose(failed, redact(target.instance_logs(outcome, tail=200), auth_keys.values()))
         log.error("smoke failed: rolling back to the previous version")
         target.rollback(outcome)
         raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)

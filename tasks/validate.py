@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 
 from mldeploy.errors import SpecError, SpecProblem
@@ -20,9 +18,11 @@ def _service(spec_path: str, *args: object, **kwargs: object) -> str:
 
 @task(name="validate", task_run_name="validate {spec_path}", **STAGE_TASK_OPTIONS)
 @reports_failure("validate", _service)
-def validate_spec(spec_path: str, target: str | None = None, allowed_roots: tuple[str, ...] = ()) -> ServiceSpec:
-    roots = (*Settings.load().allowed_roots, *(Path(root) for root in allowed_roots))
-    spec = load_spec(spec_path, target_override=target, allowed_roots=roots)
+def validate_spec(
+    spec_path: str, target: str | None = None, allowed_roots: tuple[str, ...] = (), allow_direct_urls: bool = False
+) -> ServiceSpec:
+    limits = Settings.load().limits(allowed_roots, allow_direct_urls)
+    spec = load_spec(spec_path, target_override=target, limits=limits)
     if spec.target.kind not in AVAILABLE:
         problem = SpecProblem(
             str(spec.path),

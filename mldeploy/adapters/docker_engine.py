@@ -9,7 +9,10 @@ push streams do not raise on failure, so each loop checks for an ``error`` event
 from __future__ import annotations
 
 import contextlib
+import io
 import re
+import tarfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +146,7 @@ class ContainerState:
     image: str = ""
     host_port: int | None = None
     started_at: str = ""
+    networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # network -> aliases
 
 
 def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
@@ -222,6 +226,7 @@ class DockerEngine:
                 pull=False,
                 nocache=no_cache,
                 timeout=BUILD_TIMEOUT_SECONDS,
+                network_mode="none",  # the wheelhouse is the only source: RUN steps reach no network
             )
             for event in stream:
                 if "error" in event:
@@ -263,6 +268,21 @@ class DockerEngine:
             if index not in cached_indexes and not instruction.startswith(("FROM ", "LABEL "))
         )
         return BuildResult(image_id=image_id, log="\n".join(lines), steps=steps, cached_steps=cached, rebuilt=rebuilt)
+
+    def remove_dangling(self, labels: dict[str, str]) -> list[str]:
+        """Remove untagged images with these labels: what a killed build leaves behind."""
+        filters = {"dangling": True, "label": [f"{k}={v}" for k, v in labels.items()]}
+        with translated("list dangling images"):
+            found = self.client.api.images(filters=filters, quiet=True)
+        removed = []
+        for image_id in found:
+            try:
+                with translated(f"remove image {image_id}"):
+                    self.client.api.remove_image(image_id, force=False, noprune=False)
+                removed.append(str(image_id))
+            except (PermanentError, TransientError):
+                continue  # in use or already gone
+        return removed
 
     def prune_images(self, labels: dict[str, str], keep: int) -> list[str]:
         """Remove all but the ``keep`` newest images with these labels; images in use stay."""
@@ -356,25 +376,87 @@ class DockerEngine:
         mem_limit: str | None = None,
         cpu_cores: float | None = None,
         restart: bool = False,
+        network: str | None = None,
+        aliases: tuple[str, ...] = (),
+        files: dict[str, bytes] | None = None,
+        file_owner: int = 0,
+        command: list[str] | None = None,
+        user: str | None = None,
     ) -> str:
-        ports = (
-            {f"{container_port}/tcp": ("127.0.0.1", host_port)}
-            if host_port is not None
-            else {f"{container_port}/tcp": ("127.0.0.1", None)}
-        )
+        """Create and start a container; ``host_port`` None publishes an ephemeral port on 127.0.0.1.
+
+        ``files`` (absolute path -> content, mode 0400, owned by ``file_owner``) are put into the
+        container before it starts: secrets that must not be readable from its environment.
+        """
+        ports = {f"{container_port}/tcp": ("127.0.0.1", host_port)}
         with translated(f"start container {name}"):
-            container = self.client.containers.run(
-                image,
-                detach=True,
-                name=name,
-                labels=labels,
-                environment=environment,
-                ports=ports,
+            networking = None
+            if network is not None:
+                endpoint = self.client.api.create_endpoint_config(aliases=list(aliases) or None)
+                networking = self.client.api.create_networking_config({network: endpoint})
+            host_config = self.client.api.create_host_config(
+                port_bindings={container_port: ("127.0.0.1", host_port)},
                 mem_limit=mem_limit,
                 nano_cpus=int(cpu_cores * 1e9) if cpu_cores else None,
                 restart_policy={"Name": "unless-stopped"} if restart else None,
+                network_mode=network,
             )
-        return str(container.id)
+            created = self.client.api.create_container(
+                image,
+                command=command,
+                name=name,
+                labels=labels,
+                environment=environment,
+                ports=list(ports),
+                host_config=host_config,
+                networking_config=networking,
+                user=user,
+            )
+            container = str(created["Id"])
+            try:
+                if files:
+                    self.client.api.put_archive(container, "/", _tar(files, file_owner))
+                self.client.api.start(container)
+            except BaseException:
+                self.client.api.remove_container(container, force=True)
+                raise
+        return container
+
+    def write_files(self, container: str, files: dict[str, bytes], owner: int = 0, mode: int = 0o444) -> None:
+        """Put files into a (running) container, each replaced whole."""
+        with translated(f"write files into {container}"):
+            self.client.api.put_archive(container, "/", _tar(files, owner, mode))
+
+    def read_file(self, container: str, path: str) -> bytes | None:
+        """One file from a container, or None when it has none."""
+        try:
+            with translated(f"read {path} from {container}"):
+                stream, _ = self.client.api.get_archive(container, path)
+                data = b"".join(stream)
+        except PermanentError:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member is not None else None
+            return handle.read() if handle is not None else None
+
+    def set_restart(self, container: str, policy: str) -> None:
+        """Change a container's restart policy (``unless-stopped`` once it serves; ``no`` while it proves itself)."""
+        with translated(f"update container {container}"):
+            self.client.api.update_container(container, restart_policy={"Name": policy})
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        """A user-defined bridge network (containers on it reach each other by alias), made once."""
+        with translated(f"inspect network {name}"):
+            if self.client.api.networks(names=[name]):
+                return
+        try:
+            with translated(f"create network {name}"):
+                self.client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+        except TransientError:  # 409: another run made it first
+            with translated(f"inspect network {name}"):
+                if not self.client.api.networks(names=[name]):
+                    raise
 
     def state(self, container: str) -> ContainerState | None:
         try:
@@ -407,6 +489,7 @@ class DockerEngine:
                 yield bytes(chunk).decode("utf-8", errors="replace")
 
     def stop(self, container: str, timeout: int = 10) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds: the runtime finishes what it is answering."""
         with translated(f"stop container {container}"):
             self.client.api.stop(container, timeout=timeout)
 
@@ -424,6 +507,26 @@ class DockerEngine:
                 self.client.api.remove_container(container, force=True)
         except PermanentError:
             pass  # already gone
+
+
+def _tar(files: dict[str, bytes], owner: int, mode: int = 0o400) -> bytes:
+    """A tar of absolute paths, for the engine's archive API (extracted at /)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        made: set[str] = set()
+        for path, content in files.items():
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder not in made:
+                    made.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 0, 0
+                    archive.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(content), mode, owner, owner, time.time()
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def _state_of(info: dict[str, Any]) -> ContainerState:
@@ -447,4 +550,8 @@ def _state_of(info: dict[str, Any]) -> ContainerState:
         image=str(info.get("Image", "")),
         host_port=port,
         started_at=str(state.get("StartedAt", "")),
+        networks={
+            name: tuple(endpoint.get("Aliases") or ())
+            for name, endpoint in (info.get("NetworkSettings", {}).get("Networks") or {}).items()
+        },
     )

@@ -13,6 +13,7 @@ from mldeploy.spec.document import (
     ServiceSpec,
     SmokeCase,
 )
+from mldeploy.spec.files import UserLimits
 from mldeploy.spec.loading import load_spec, read_yaml, service_name_of
 from mldeploy.spec.secrets import ResolvedSecrets, resolve_secrets
 from mldeploy.spec.targets import (
@@ -40,6 +41,7 @@ __all__ = [
     "ServiceSpec",
     "SmokeCase",
     "TargetSection",
+    "UserLimits",
     "load_spec",
     "read_yaml",
     "resolve_secrets",

@@ -23,6 +23,7 @@ from mldeploy.spec.files import (
     SpecContext,
     SpecFileOrFolder,
     SpecFolder,
+    UserLimits,
     context_of,
     entry_script_problems,
     problems_error,
@@ -45,6 +46,7 @@ from mldeploy.spec.types import (
 # The entry script's relative path reaches the Dockerfile (AZUREML_ENTRY_SCRIPT): plain names only.
 SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py")
 SCRIPT_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_SMOKE_BODY_BYTES = 256 * 1024
 SecretSource = Annotated[
     str,
     Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255),
@@ -145,6 +147,17 @@ class SmokeCase(Section):
         None, description="Slowest acceptable answer."
     )
 
+    @field_validator("request", mode="after")
+    @classmethod
+    def _bounded_body(cls, request: Any) -> Any:
+        size = len(request.encode() if isinstance(request, str) else json.dumps(request).encode())
+        if size > MAX_SMOKE_BODY_BYTES:
+            raise spec_error(
+                f"the request body is {size} bytes, more than {MAX_SMOKE_BODY_BYTES}",
+                "smoke requests are samples: keep each under 256 KiB",
+            )
+        return request
+
     @property
     def has_expect(self) -> bool:
         return "expect" in self.model_fields_set
@@ -180,11 +193,15 @@ class ServiceSpec(Section):
 
     _path: Path = PrivateAttr()
     _notices: tuple[str, ...] = PrivateAttr(())
+    _roots: tuple[Path, ...] = PrivateAttr(())
+    _limits: UserLimits = PrivateAttr(default_factory=UserLimits)
 
     def model_post_init(self, context: Any) -> None:
         if isinstance(context, SpecContext):
             self._path = context.spec_path
             self._notices = tuple(context.notices)
+            self._roots = context.roots()
+            self._limits = context.limits
 
     @field_validator("entry_script", mode="before")
     @classmethod
@@ -234,6 +251,16 @@ class ServiceSpec(Section):
     @property
     def root(self) -> Path:
         return self._path.parent
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The folders its files may come from: its own, and those the user allowed (never the spec)."""
+        return self._roots
+
+    @property
+    def limits(self) -> UserLimits:
+        """What the deploying user allowed when the spec was read (never the spec itself)."""
+        return self._limits
 
     @property
     def variables(self) -> dict[str, str]:

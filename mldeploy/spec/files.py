@@ -19,9 +19,22 @@ from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from mldeploy.errors import SpecError, SpecProblem
+from mldeploy.fingerprint import UnsafeFile, walk_files
 from mldeploy.spec.types import Fix, spec_error
 
 PathKind = Literal["file", "folder", "file or folder"]
+
+
+DEFAULT_MAX_MODEL_BYTES = 20 * 1024**3  # a model or source folder larger than this is refused (configurable)
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    """What the person running mldeploy allows a spec (command line, ~/.mldeploy/config.yaml) — never the spec."""
+
+    allowed_roots: tuple[Path, ...] = ()  # folders outside the spec's own that its paths may name
+    max_bytes: int = DEFAULT_MAX_MODEL_BYTES  # the largest model or source folder
+    allow_direct_urls: bool = False  # requirements by URL or local path (the deploying machine fetches them)
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,7 @@ class SpecContext:
     """What validation needs to know beyond the document: where the spec lives, what may be read."""
 
     spec_path: Path
-    allowed_roots: tuple[Path, ...] = ()
+    limits: UserLimits = field(default_factory=UserLimits)
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -37,7 +50,7 @@ class SpecContext:
         return self.spec_path.parent
 
     def roots(self) -> tuple[Path, ...]:
-        return (Path(os.path.realpath(self.root)), *(Path(os.path.realpath(r)) for r in self.allowed_roots))
+        return (Path(os.path.realpath(self.root)), *(Path(os.path.realpath(r)) for r in self.limits.allowed_roots))
 
 
 def context_of(info: ValidationInfo) -> SpecContext:
@@ -76,7 +89,19 @@ def resolve_path(value: Any, info: ValidationInfo, kind: PathKind, *, base: Path
     exists = real.is_file() if kind == "file" else real.is_dir() if kind == "folder" else real.exists()
     if not exists:
         what = "it is a folder; name a file" if kind == "file" and real.is_dir() else "create it or fix the path"
-        raise spec_error(f"{kind} {value!r} not found", f"{what} (looked at {real})", "path_not_found")
+        if not os.path.lexists(real) or real.is_dir() or kind == "folder":
+            raise spec_error(f"{kind} {value!r} not found", f"{what} (looked at {real})", "path_not_found")
+    try:  # nothing but regular files, links only inside the allowed folders, within the size limit
+        walk_files(real, context.roots(), context.limits.max_bytes if kind != "file" else None)
+    except UnsafeFile as exc:
+        where = Path(exc.path)
+        shown = where.relative_to(context.root).as_posix() if where.is_relative_to(context.root) else str(where)
+        raise spec_error(
+            f"{shown} {exc.reason}",
+            "name only regular files and folders inside the spec's folder; copy linked files in; "
+            "raise max_model_gb in ~/.mldeploy/config.yaml for a larger model",
+            "unsafe_file",
+        ) from None
     return real
 
 
@@ -97,7 +122,11 @@ def _check_environment_file(path: Path, info: ValidationInfo) -> Path:
 
     conda = info.field_name == "conda_file"
     try:
-        load_environment(path if conda else None, None if conda else path)
+        load_environment(
+            path if conda else None,
+            None if conda else path,
+            allow_direct_urls=context_of(info).limits.allow_direct_urls,
+        )
     except SpecError as exc:
         raise problems_error(exc.problems) from None
     return path

@@ -9,7 +9,7 @@ reported together with the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,13 @@ from pydantic import ValidationError
 
 from mldeploy.errors import SpecError, SpecProblem
 from mldeploy.spec.document import ServiceSpec
-from mldeploy.spec.files import SpecContext
+from mldeploy.spec.files import SpecContext, UserLimits
 from mldeploy.spec.problems import problems_of
 from mldeploy.spec.targets import TARGET_KINDS, keys_of
 from mldeploy.spec.types import DNS_LABEL
 
 MAX_SPEC_BYTES = 1024 * 1024
+NO_EXTRA_LIMITS = UserLimits()  # the spec's own folder only, the default size limit, the package index only
 MAX_DEPTH = 32
 
 
@@ -146,16 +147,20 @@ def _cross_section_problems(raw: Mapping[str, Any], spec_file: str) -> list[Spec
 
 
 def load_spec(
-    path: str | Path, *, target_override: str | None = None, allowed_roots: Sequence[Path] = ()
+    path: str | Path,
+    *,
+    target_override: str | None = None,
+    limits: UserLimits = NO_EXTRA_LIMITS,
 ) -> ServiceSpec:
     """Read and validate a service spec; raise :class:`SpecError` listing every problem.
 
-    ``allowed_roots``: folders outside the spec's own that its paths may name — set by the user
-    who runs mldeploy (command line or configuration), never by the spec.
+    ``limits`` come from the user who runs mldeploy (command line or configuration), never from
+    the spec: folders outside the spec's own that its paths may name, the largest model or source
+    folder, and whether requirements may name a URL or a local path.
     """
     spec_path = Path(path).resolve()
     raw = _read_document(spec_path)
-    context = SpecContext(spec_path, tuple(Path(r) for r in allowed_roots))
+    context = SpecContext(spec_path, limits)
     if target_override is not None:
         _override_target(raw, target_override, context.notices)
     problems = _cross_section_problems(raw, str(spec_path))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mldeploy.errors import SpecError, SpecProblem
+from mldeploy.redaction import MIN_SECRET_LENGTH
 from mldeploy.spec.document import ServiceSpec
 
 
@@ -49,7 +50,8 @@ def resolve_secrets(spec: ServiceSpec, environ: Mapping[str, str]) -> ResolvedSe
     problems: list[SpecProblem] = []
 
     def read(where: str, source: str) -> str:
-        if not environ.get(source):
+        value = environ.get(source, "")
+        if not value:
             problems.append(
                 SpecProblem(
                     str(spec.path),
@@ -58,7 +60,16 @@ def resolve_secrets(spec: ServiceSpec, environ: Mapping[str, str]) -> ResolvedSe
                     f"export {source}=<value> on the machine that deploys",
                 )
             )
-        return environ.get(source, "")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(
+                SpecProblem(
+                    str(spec.path),
+                    where,
+                    f"the value of {source} is {len(value)} characters: too short to keep out of logs safely",
+                    f"use a value of at least {MIN_SECRET_LENGTH} characters (a random token)",
+                )
+            )
+        return value
 
     container = {name: read(f"secrets.{name}", source) for name, source in spec.secrets.items()}
     password = None

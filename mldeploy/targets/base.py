@@ -60,10 +60,11 @@ class DeployRequest:
 @dataclass(frozen=True)
 class DeployOutcome:
     service: str
-    endpoint: str
+    endpoint: str  # where the new version answers now (the smoke test goes there, via open_endpoint)
     instance: str  # container id / container group / deployment revision
     previous: str | None  # what served before, kept until commit() or rollback()
     startup_log: str = ""
+    service_endpoint: str = ""  # where clients reach the service once the new version is committed
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class ServiceDescription:
 
 class Target(Protocol):
     kind: str
+
+    def recover(self, service: str, on_line: LineSink) -> None:
+        """Bring the service back to its steady state after a run killed at any point: only a version
+        that passed its smoke test serves, and nothing half-made is left (called before every run)."""
+        ...
 
     def live(self, service: str) -> LiveService | None: ...
 

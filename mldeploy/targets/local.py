@@ -1,21 +1,26 @@
-"""The local Docker target: one container per service on 127.0.0.1:<port>.
+"""The local Docker target: a front on 127.0.0.1:<port> and the service's versions behind it.
 
-Roll-out keeps the previous version serving until the new one has proven itself:
-1. a *candidate* container starts on an ephemeral port; an exit or restart fails the deploy at
-   once with its log (no waiting out the deadline), while the previous container keeps serving;
-2. the live container is stopped and kept as ``<name>-previous``; the new one starts on the
-   service port as ``<name>-new`` and must become healthy, otherwise the previous one is restored;
-3. after the smoke stage, ``commit`` removes the previous container and renames ``-new`` to the
-   service name, or ``rollback`` removes ``-new`` and restores the previous one.
+The port belongs to a small *front* container (``mldeploy-<service>``) that relays each new
+connection to the backend its pointer file names. A roll-out never touches the live version
+until the new one has proven itself:
 
-Container names carry the state, so a run killed at any point is recovered by the next one:
-only a container named ``mldeploy-<service>`` has passed its smoke test.
+1. ``deploy`` starts the new version as a *candidate* backend (``mldeploy-<service>-<id>``) on an
+   ephemeral port; an exit or restart fails at once with its log, while the live version serves;
+2. the smoke stage calls the candidate on its own port (``open_endpoint``);
+3. ``commit`` points the front at the candidate (one file write: new connections reach it, open
+   ones finish on the old version) and stops the old version gracefully; ``rollback`` removes the
+   candidate. No request is refused on the port during either.
+
+What serves is what the front's pointer names, so a run killed at any point is recovered by the
+next one from the engine alone: every backend the pointer does not name is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,25 +28,34 @@ from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import ContainerState, DockerEngine
 from mldeploy.adapters.http_probe import HttpProbe
 from mldeploy.contract import (
+    AUTH_FILE_SUFFIX,
     CONTAINER_PORT,
     LABEL_FINGERPRINT,
     LABEL_IMAGE,
     LABEL_MODEL,
+    LABEL_ROLE,
     LABEL_SECRETS_DIGEST,
     LABEL_SERVICE,
     READINESS_PATH,
+    SERVICE_UID,
 )
-from mldeploy.errors import PermanentError, TransientError
+from mldeploy.errors import PermanentError
+from mldeploy.redaction import redact
 from mldeploy.spec import LocalTarget
 from mldeploy.targets.base import DeployOutcome, DeployRequest, LineSink, LiveService, ServiceDescription
 from mldeploy.waiting import Phase, Status, container_status, wait_until
 
+NETWORK = "mldeploy"  # one bridge network: the front reaches backends by their alias
+POINTER = "/run/mldeploy/front/backend"  # in the front: "<alias>:<port>" of the backend that serves
+KEYS_DIR = "/run/mldeploy/keys"  # service keys as files, not environment variables (/proc/1/environ)
 IMAGES_KEPT = 3  # per service, newest first
 LOG_TAIL = 200
+DRAIN_SECONDS = 1.0  # after the swap, before the old version is told to stop
+STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL: in-flight requests finish
 
 
-def container_name(service: str, role: str = "") -> str:
-    return f"mldeploy-{service}" + (f"-{role}" if role else "")
+def front_name(service: str) -> str:
+    return f"mldeploy-{service}"
 
 
 def port_is_free(port: int) -> bool:
@@ -54,6 +68,17 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A service's containers on the engine: the front, the backend it points at, and the others."""
+
+    front: ContainerState | None
+    live: ContainerState | None  # the backend the front's pointer names
+    others: tuple[ContainerState, ...]  # backends that do not serve: candidates, or the version before a swap
+    legacy: ContainerState | None = None  # a container of the layout before fronts (one container on the port)
+    stale_fronts: tuple[ContainerState, ...] = ()  # a front replaced (new port) whose removal was interrupted
+
+
 @dataclass
 class LocalDockerTarget:
     engine: DockerEngine
@@ -61,6 +86,7 @@ class LocalDockerTarget:
     section: LocalTarget = field(default_factory=LocalTarget)
     kind: str = "local"
     poll_interval: float = 0.2
+    drain_seconds: float = DRAIN_SECONDS
 
     @classmethod
     def from_section(
@@ -68,69 +94,104 @@ class LocalDockerTarget:
     ) -> LocalDockerTarget:
         return cls(engine or DockerEngine(), probe or HttpProbe(), section)
 
-    # --- what is live ------------------------------------------------------------------
-    def _by_name(self, name: str) -> ContainerState | None:
-        return self.engine.state(name)
+    # --- what is on the engine ------------------------------------------------------------
+    def _layout(self, service: str) -> Layout:
+        found = self.engine.find({LABEL_SERVICE: service})
+        fronts = [c for c in found if c.labels.get(LABEL_ROLE) == "front"]
+        backends = [c for c in found if c.labels.get(LABEL_ROLE) == "backend"]
+        legacy = next((c for c in found if LABEL_ROLE not in c.labels), None)
+        front = next((c for c in fronts if c.name == front_name(service)), fronts[0] if fronts else None)
+        alias = self._pointer(front) if front is not None else None
+        live = next((b for b in backends if b.name == alias), None)
+        stale = tuple(c for c in fronts if c is not front)
+        return Layout(front, live, tuple(b for b in backends if b is not live), legacy, stale)
+
+    def _pointer(self, front: ContainerState) -> str | None:
+        data = self.engine.read_file(front.id, POINTER)
+        return data.decode().strip().rpartition(":")[0] if data else None
 
     def live(self, service: str) -> LiveService | None:
-        state = self._by_name(container_name(service))
-        if state is None:
+        layout = self._layout(service)
+        serving = layout.live if layout.front is not None else layout.legacy
+        if serving is None:
             return None
-        endpoint = f"http://127.0.0.1:{state.host_port}" if state.host_port else ""
-        healthy = state.status == "running" and bool(endpoint) and self._answers(endpoint + READINESS_PATH)
+        port = (layout.front or serving).host_port  # the front holds the port (the old layout: the container)
+        endpoint = f"http://127.0.0.1:{port}" if port else ""
+        running = serving.status == "running" and (layout.front is None or layout.front.status == "running")
         return LiveService(
             service=service,
-            fingerprint=state.labels.get(LABEL_FINGERPRINT, ""),
+            fingerprint=serving.labels.get(LABEL_FINGERPRINT, ""),
             endpoint=endpoint,
-            image=state.labels.get(LABEL_IMAGE, state.image),
-            healthy=healthy,
-            model=state.labels.get(LABEL_MODEL, ""),
-            secrets_digest=state.labels.get(LABEL_SECRETS_DIGEST, ""),
-            instance=state.id,
-            started_at=state.started_at,
+            image=serving.labels.get(LABEL_IMAGE, serving.image),
+            healthy=running and bool(endpoint) and self._answers(endpoint + READINESS_PATH),
+            model=serving.labels.get(LABEL_MODEL, ""),
+            secrets_digest=serving.labels.get(LABEL_SECRETS_DIGEST, ""),
+            instance=serving.id,
+            started_at=serving.started_at,
         )
 
     def _answers(self, url: str, attempts: int = 3) -> bool:
         """Liveness of a running service: one slow answer on a busy machine is not a dead service."""
         return any(self.probe.healthy(url, timeout=3.0) for _ in range(attempts))
 
-    # --- roll-out ----------------------------------------------------------------------
-    def _recover(self, service: str, on_line: LineSink) -> None:
-        """Clean up after a run that was killed mid-deploy: no orphans, and the last good version back."""
-        for role in ("candidate", "new"):
-            leftover = self._by_name(container_name(service, role))
-            if leftover is not None:
-                on_line(f"removing {leftover.name}, left by an interrupted run (it never passed its smoke test)")
-                self.engine.remove(leftover.id)
-        previous = self._by_name(container_name(service, "previous"))
-        if previous is None:
-            return
-        if self._by_name(container_name(service)) is not None:  # a commit was interrupted after its rename
-            on_line(f"removing {previous.name}: the new version had already been committed")
-            self.engine.remove(previous.id)
-        else:
-            on_line(f"restoring {previous.name}: an interrupted run stopped it and never finished")
-            self._restore(service, previous.id)
+    # --- recovery: the engine alone says what serves -----------------------------------------
+    def recover(self, service: str, on_line: LineSink) -> None:
+        """Put the service back into its steady state after a run that was killed at any point."""
+        layout = self._layout(service)
+        for other in layout.others:
+            served = other.labels.get(LABEL_FINGERPRINT) and other.status == "running"
+            on_line(
+                f"removing {other.name}, left by an interrupted run "
+                + ("(the front no longer points at it)" if served else "(it never served)")
+            )
+            self._retire(other.id)
+        for stale in layout.stale_fronts:
+            on_line(f"removing {stale.name}: a front replaced by an interrupted run")
+            self._retire(stale.id)
+        if layout.front is not None and layout.legacy is not None:
+            on_line(f"removing {layout.legacy.name}: the front serves the port now")
+            self._retire(layout.legacy.id)
+        if layout.front is not None and layout.live is None:
+            on_line(f"removing {layout.front.name}: it points at no backend (an interrupted first deploy)")
+            self.engine.remove(layout.front.id)
 
-    def _start(self, request: DeployRequest, name: str, host_port: int | None, restart: bool) -> str:
-        labels = {
+    def _retire(self, container: str) -> None:
+        """Stop gracefully (what it is answering finishes), then remove; gone already is fine."""
+        state = self.engine.state(container)
+        if state is None:
+            return
+        if state.status == "running":
+            self.engine.stop(container, timeout=STOP_GRACE_SECONDS)
+        self.engine.remove(container)
+
+    # --- roll-out --------------------------------------------------------------------------
+    def _labels(self, request: DeployRequest, role: str) -> dict[str, str]:
+        return {
             **request.labels,
             LABEL_SERVICE: request.service,
+            LABEL_ROLE: role,
             LABEL_FINGERPRINT: request.fingerprint,
             LABEL_IMAGE: request.image,
             LABEL_SECRETS_DIGEST: request.secrets_digest,
         }
+
+    def _start_candidate(self, request: DeployRequest, name: str) -> str:
+        key_files = {f"{KEYS_DIR}/{var}": value.encode() for var, value in request.auth_keys.items()}
+        key_vars = {f"{var}{AUTH_FILE_SUFFIX}": f"{KEYS_DIR}/{var}" for var in request.auth_keys}
         memory_gb = self.section.memory_gb
         return self.engine.run(
             request.image,
             name=name,
-            labels=labels,
-            environment={**request.environment, **request.secret_environment, **request.auth_keys},
-            host_port=host_port,
+            labels=self._labels(request, "backend"),
+            environment={**request.environment, **request.secret_environment, **key_vars},
+            host_port=None,
             container_port=CONTAINER_PORT,
             mem_limit=f"{int(memory_gb * 1024)}m" if memory_gb else None,
             cpu_cores=self.section.cpu_cores,
-            restart=restart,
+            network=NETWORK,
+            aliases=(name,),
+            files=key_files,
+            file_owner=SERVICE_UID,
         )
 
     def _wait_healthy(self, container: str, timeout: float) -> tuple[Status, bool]:
@@ -151,7 +212,7 @@ class LocalDockerTarget:
     def _failure(
         self, container: str, status: Status, timed_out: bool, request: DeployRequest, what: str
     ) -> PermanentError:
-        log = diagnosis.redact(self.engine.logs(container, tail=LOG_TAIL), request.secret_values())
+        log = redact(self.engine.logs(container, tail=LOG_TAIL), request.secret_values())
         state = self.engine.state(container)
         if timed_out:
             found = diagnosis.health_timeout(request.health_timeout, log)
@@ -164,89 +225,120 @@ class LocalDockerTarget:
 
     def deploy(self, request: DeployRequest, on_line: LineSink) -> DeployOutcome:
         service, port = request.service, self.section.port
-        self._recover(service, on_line)
-        active = self._by_name(container_name(service))
-        if (active is None or active.host_port != port) and not port_is_free(port):
+        self.recover(service, on_line)
+        layout = self._layout(service)
+        holder = layout.front or layout.legacy
+        if (holder is None or holder.host_port != port) and not port_is_free(port):
             found = diagnosis.port_in_use(port, f"127.0.0.1:{port} is bound by another process")
             raise PermanentError(found.summary, diagnosis=found)
-
-        # 1. candidate on an ephemeral port: the live version is untouched while it proves itself
-        on_line(f"starting candidate container for {request.image}")
-        candidate = self._start(request, container_name(service, "candidate"), None, restart=False)
+        self.engine.ensure_network(NETWORK, {LABEL_ROLE: "network"})
+        name = f"{front_name(service)}-{secrets.token_hex(4)}"
+        on_line(f"starting {name} for {request.image} beside the live version")
+        candidate = self._start_candidate(request, name)
         status, timed_out = self._wait_healthy(candidate, request.health_timeout)
         if status.phase is not Phase.READY:
             error = self._failure(candidate, status, timed_out, request, "the new version did not start")
             self.engine.remove(candidate)
             raise error
-        on_line("candidate is healthy")
-        self.engine.remove(candidate)
-
-        # 2. switch: stop (keep) the previous, start the new one on the service port
-        previous_id: str | None = None
-        if active is not None:
-            on_line(f"stopping the previous container {active.name} (kept until the smoke test passes)")
-            self.engine.stop(active.id)
-            self.engine.rename(active.id, container_name(service, "previous"))
-            previous_id = active.id
-        try:
-            new_id = self._start(request, container_name(service, "new"), port, restart=True)
-        except (PermanentError, TransientError):
-            self._restore(service, previous_id)
-            raise
-        status, timed_out = self._wait_healthy(new_id, request.health_timeout)
-        if status.phase is not Phase.READY:
-            error = self._failure(new_id, status, timed_out, request, "the new version did not start on its port")
-            self.engine.remove(new_id)
-            self._restore(service, previous_id)
-            raise error
-        endpoint = f"http://127.0.0.1:{port}"
-        on_line(f"live at {endpoint} (awaiting the smoke test)")
-        log = diagnosis.redact(self.engine.logs(new_id, tail=50), request.secret_values())
-        return DeployOutcome(service=service, endpoint=endpoint, instance=new_id, previous=previous_id, startup_log=log)
-
-    def _restore(self, service: str, previous_id: str | None) -> None:
-        if previous_id is None:
-            return
-        self.engine.rename(previous_id, container_name(service))
-        self.engine.start(previous_id)
-        self._wait_healthy(previous_id, 30)
-
-    def commit(self, outcome: DeployOutcome) -> None:
-        # Rename first: a run killed between the two steps leaves a committed service (see _recover).
-        self.engine.rename(outcome.instance, container_name(outcome.service))
-        if outcome.previous:
-            self.engine.remove(outcome.previous)
-        # Keep a few recent images per service (fast rollbacks, warm cache); drop the rest.
-        self.engine.prune_images({LABEL_SERVICE: outcome.service}, keep=IMAGES_KEPT)
-
-    def rollback(self, outcome: DeployOutcome) -> None:
-        self.engine.remove(outcome.instance)
-        self._restore(outcome.service, outcome.previous)
+        state = self.engine.state(candidate)
+        endpoint = f"http://127.0.0.1:{state.host_port if state else ''}"
+        on_line(f"{name} is ready at {endpoint} (the smoke test runs there; the port is untouched)")
+        log = redact(self.engine.logs(candidate, tail=50), request.secret_values())
+        previous = layout.live or layout.legacy
+        return DeployOutcome(
+            service=service,
+            endpoint=endpoint,
+            instance=candidate,
+            previous=previous.id if previous else None,
+            startup_log=log,
+            service_endpoint=f"http://127.0.0.1:{port}",
+        )
 
     @contextlib.contextmanager
     def open_endpoint(self, outcome: DeployOutcome) -> Iterator[str]:
-        yield outcome.endpoint  # published on 127.0.0.1: nothing to open
+        yield outcome.endpoint  # the candidate, published on its own 127.0.0.1 port
 
-    # --- operations --------------------------------------------------------------------
+    def commit(self, outcome: DeployOutcome) -> None:
+        """Point the front at the new version, then let the old one finish and go."""
+        service, port = outcome.service, self.section.port
+        candidate = self.engine.state(outcome.instance)
+        if candidate is None:
+            raise PermanentError(f"the new version of {service} disappeared before it could take over")
+        self.engine.set_restart(candidate.id, "unless-stopped")
+        pointer = {POINTER: f"{candidate.name}:{CONTAINER_PORT}".encode()}
+        layout = self._layout(service)
+        if layout.front is not None and layout.front.host_port == port and layout.front.status == "running":
+            self.engine.write_files(layout.front.id, pointer, owner=SERVICE_UID)
+        else:
+            self._new_front(service, port, candidate, pointer, layout)
+        self._wait_front(port)
+        if outcome.previous:
+            time.sleep(self.drain_seconds)  # connections the front opened just before the swap are accepted
+            self._retire(outcome.previous)
+        # Keep a few recent images per service (fast rollbacks, warm cache); drop the rest.
+        self.engine.prune_images({LABEL_SERVICE: service}, keep=IMAGES_KEPT)
+
+    def _new_front(
+        self, service: str, port: int, backend: ContainerState, pointer: dict[str, bytes], layout: Layout
+    ) -> None:
+        """First deploy, a new port, or the layout before fronts: a front of its own on the port."""
+        old = layout.front
+        if old is not None and old.name == front_name(service):
+            self.engine.rename(old.id, f"{front_name(service)}-retired")
+        if layout.legacy is not None:  # the layout before fronts held the port itself: one short gap, once
+            self._retire(layout.legacy.id)
+        self.engine.run(
+            backend.labels.get(LABEL_IMAGE, backend.image),
+            name=front_name(service),
+            labels={LABEL_SERVICE: service, LABEL_ROLE: "front"},
+            environment={},
+            host_port=port,
+            container_port=CONTAINER_PORT,
+            restart=True,
+            network=NETWORK,
+            files=pointer,
+            file_owner=SERVICE_UID,
+            command=["python3", "-m", "mldeploy_runtime.front", POINTER, str(CONTAINER_PORT)],
+        )
+        if old is not None:
+            self._retire(old.id)
+
+    def _wait_front(self, port: int, timeout: float = 30) -> None:
+        url = f"http://127.0.0.1:{port}{READINESS_PATH}"
+        result = wait_until(
+            lambda: Status(Phase.READY) if self.probe.healthy(url, timeout=1.0) else Status(Phase.PENDING),
+            timeout,
+            interval=self.poll_interval,
+        )
+        if result.timed_out:
+            raise PermanentError(f"the front on 127.0.0.1:{port} does not answer {READINESS_PATH}")
+
+    def rollback(self, outcome: DeployOutcome) -> None:
+        self.engine.remove(outcome.instance)  # the live version was never touched
+
+    # --- operations --------------------------------------------------------------------------
     def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:
-        state = self._by_name(container_name(service)) or self._by_name(container_name(service, "new"))
-        if state is None:
+        layout = self._layout(service)
+        serving = layout.live or layout.legacy
+        if serving is None:
             raise PermanentError(f"no local deployment named {service!r} (see 'docker ps')")
         # One container keeps the log of all its runs (restarts included): `previous` is part of it.
         if follow:
-            yield from self.engine.follow_logs(state.id, tail=tail)
+            yield from self.engine.follow_logs(serving.id, tail=tail)
         else:
-            yield self.engine.logs(state.id, tail=tail)
-
-    def describe(self, service: str) -> ServiceDescription:
-        live = self.live(service)
-        details = {"port": f"127.0.0.1:{self.section.port}"}
-        if live is not None:
-            details["container"] = container_name(service)
-        return ServiceDescription(kind=self.kind, service=service, live=live, details=details)
+            yield self.engine.logs(serving.id, tail=tail)
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:
         return self.engine.logs(outcome.instance, tail=tail)
+
+    def describe(self, service: str) -> ServiceDescription:
+        layout = self._layout(service)
+        details = {"port": f"127.0.0.1:{self.section.port}"}
+        if layout.front is not None:
+            details["front"] = layout.front.name
+        if layout.live is not None:
+            details["backend"] = layout.live.name
+        return ServiceDescription(kind=self.kind, service=service, live=self.live(service), details=details)
 
     def delete(self, service: str) -> list[str]:
         removed = []

@@ -74,4 +74,4 @@ def spec(service_dir: Path) -> ServiceSpec:
 @pytest.fixture
 def target(engine: FakeEngine, network: FakeNetwork, spec: ServiceSpec) -> LocalDockerTarget:
     assert isinstance(spec.target, LocalTarget)
-    return LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.01)  # type: ignore[arg-type]
+    return LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.01, drain_seconds=0)  # type: ignore[arg-type]

@@ -62,6 +62,9 @@ class FakeContainer:
     log: str = "mldeploy-runtime: listening\n"
     mem_limit: str | None = None
     cpu_cores: float | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    networks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    command: list[str] | None = None
 
     def state(self) -> ContainerState:
         return ContainerState(
@@ -76,6 +79,7 @@ class FakeContainer:
             image=self.image,
             host_port=self.host_port if self.status == "running" else None,
             started_at="2026-11-30T10:00:00Z",
+            networks=dict(self.networks),
         )
 
 
@@ -112,6 +116,7 @@ class FakeEngine:
     containers: dict[str, FakeContainer] = field(default_factory=dict)
     behaviours: dict[str, str] = field(default_factory=dict)  # image ref -> behaviour
     insecure_registries: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
     build_error: PermanentError | None = None
     calls: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -190,11 +195,21 @@ class FakeEngine:
         mem_limit: str | None = None,
         cpu_cores: float | None = None,
         restart: bool = False,
+        network: str | None = None,
+        aliases: tuple[str, ...] = (),
+        files: dict[str, bytes] | None = None,
+        file_owner: int = 0,
+        command: list[str] | None = None,
+        user: str | None = None,
     ) -> str:
         self.calls.append(f"run {name}")
         if self._container(name) is not None:
             raise TransientError(f"start container {name}: engine answered 409: Conflict. The name is in use")
-        behaviour = self.behaviours.get(image, OK)
+        if host_port is not None and any(
+            c.host_port == host_port and c.status == "running" for c in self.containers.values()
+        ):
+            raise PermanentError(f"start container {name}: port is already allocated")
+        behaviour = OK if command and "mldeploy_runtime.front" in command else self.behaviours.get(image, OK)
         container = FakeContainer(
             id=_digest("container", str(next(self._ids)))[7:],
             name=name,
@@ -206,6 +221,9 @@ class FakeEngine:
             restart=restart,
             mem_limit=mem_limit,
             cpu_cores=cpu_cores,
+            files=dict(files or {}),
+            networks={network: aliases} if network else {},
+            command=command,
         )
         if behaviour == CRASH:
             container.status, container.exit_code, container.log = "exited", 3, CRASH_LOG
@@ -255,6 +273,31 @@ class FakeEngine:
         if found is not None:
             del self.containers[found.id]
 
+    def read_file(self, container: str, path: str) -> bytes | None:
+        found = self._container(container)
+        return found.files.get(path) if found else None
+
+    def write_files(self, container: str, files: dict[str, bytes], owner: int = 0, mode: int = 0o444) -> None:
+        self.calls.append(f"write {container} {sorted(files)}")
+        found = self._container(container)
+        if found is None:
+            raise PermanentError(f"write files into {container}: not found")
+        found.files.update(files)
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        self.networks.add(name)
+
+    def set_restart(self, container: str, policy: str) -> None:
+        found = self._container(container)
+        if found is not None:
+            found.restart = policy != "no"
+
+    def follow_logs(self, container: str, tail: int | str = "all") -> Any:
+        yield self.logs(container, tail)
+
+    def remove_dangling(self, labels: dict[str, str]) -> list[str]:
+        return []
+
     # --- the scenario helpers --------------------------------------------------------
     def named(self, name: str) -> FakeContainer | None:
         return self._container(name)
@@ -287,6 +330,8 @@ class FakeNetwork:
             ),
             None,
         )
+        if container is not None and container.command and "mldeploy_runtime.front" in container.command:
+            container = self._behind(container)  # the front relays to the backend its pointer names
         if container is None:
             raise httpx.ConnectError("connection refused", request=request)
         if request.url.path == "/readyz":
@@ -294,6 +339,26 @@ class FakeNetwork:
         if request.url.path == "/score":
             return self.score(container, request)
         return httpx.Response(200 if request.url.path == "/" else 404)
+
+    def _behind(self, front: FakeContainer) -> FakeContainer | None:
+        from mldeploy.targets.local import POINTER
+
+        alias = front.files.get(POINTER, b"").decode().rpartition(":")[0]
+        return next(
+            (
+                c
+                for c in self.engine.containers.values()
+                if c.status == "running" and alias in c.networks.get("mldeploy", ())
+            ),
+            None,
+        )
+
+    def served_by(self, port: int) -> FakeContainer | None:
+        """The backend that answers on a host port (through the front)."""
+        front = next(
+            (c for c in self.engine.containers.values() if c.host_port == port and c.status == "running"), None
+        )
+        return self._behind(front) if front is not None else None
 
     def probe(self) -> HttpProbe:
         return HttpProbe(httpx.Client(transport=httpx.MockTransport(self.handler)))

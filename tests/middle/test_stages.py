@@ -87,7 +87,7 @@ def test_register_twice_reuses_the_version_without_hashing_again(spec, tmp_path,
 
     monkeypatch.setattr("mldeploy.models.hash_content", no_hashing)
     again = register_model.fn(spec, registry)
-    assert not again.created_new and again.model == first.model
+    assert not again.created_new and again.reused and again.model == first.model
 
 
 def test_register_after_an_edit_makes_a_new_version(spec, tmp_path) -> None:
@@ -118,7 +118,7 @@ def test_a_rotated_secret_is_not_a_noop_and_says_why(spec, engine, target, tmp_p
     assert not rotated.noop
     assert any("rotated" in reason for reason in rotated.drift), rotated.drift
     # the digest is keyed and never the value
-    live = engine.named("mldeploy-fixture-svc")
+    live = _serving(target, spec)
     assert live is not None and "first-value-123" not in str(live.labels)
     assert live.labels[LABEL_SECRETS_DIGEST] == before.digest(Settings.load().fingerprint_key())
 
@@ -214,18 +214,26 @@ def test_registry_credentials_are_never_in_repr() -> None:
     assert "s3cret" not in repr(BasicAuth("ci", "s3cret"))
 
 
+def _serving(target, spec):
+    """The backend that answers on the service port (through the front), or None."""
+    from tests.middle.fakes import FakeNetwork
+
+    return FakeNetwork(target.engine).served_by(spec.target.port)
+
+
 # --- deploy and smoke --------------------------------------------------------------------------
 
 
 def test_deploy_then_smoke_commits_the_new_version(spec, engine, target, network, tmp_path) -> None:
     request, outcome = _deploy(spec, engine, target, tmp_path)
-    assert engine.named("mldeploy-fixture-svc-new") is not None
+    assert _serving(target, spec) is None, "nothing serves the port before the smoke test passed"
+    assert outcome.endpoint != f"http://127.0.0.1:{spec.target.port}", "smoke runs on the candidate's own port"
     report = smoke_test.fn(spec, outcome, target, request.auth_keys, target.probe)
     assert report.passed
-    live = engine.named("mldeploy-fixture-svc")
-    assert live is not None and live.status == "running" and live.labels[LABEL_FINGERPRINT] == request.fingerprint
-    assert live.host_port == spec.target.port
-    assert any(r.url.path == "/score" for r in network.requests)
+    live = _serving(target, spec)
+    assert live is not None and live.id == outcome.instance and live.labels[LABEL_FINGERPRINT] == request.fingerprint
+    assert live.restart, "once it serves, it comes back with the engine"
+    assert any(r.url.path == "/score" and r.url.port != spec.target.port for r in network.requests)
 
 
 def test_secrets_and_keys_reach_the_container_apart_from_plain_variables(spec, engine, target, tmp_path) -> None:
@@ -234,8 +242,12 @@ def test_secrets_and_keys_reach_the_container_apart_from_plain_variables(spec, e
     assert dict(request.secret_environment) == {"API_TOKEN": "t0ken-value"}
     assert dict(request.auth_keys) == {AUTH_KEY_VARS[0]: "k" * 32}
     assert "t0ken-value" not in repr(request)
-    new = engine.named("mldeploy-fixture-svc-new")
-    assert new is not None and new.environment["API_TOKEN"] == "t0ken-value"
+    new = engine.containers[_outcome.instance]
+    assert new.environment["API_TOKEN"] == "t0ken-value"
+    # the service key is a file, not an environment variable (readable in /proc/1/environ)
+    assert "k" * 32 not in str(new.environment)
+    assert new.files == {f"/run/mldeploy/keys/{AUTH_KEY_VARS[0]}": b"k" * 32}
+    assert new.environment[AUTH_KEY_VARS[0] + "_FILE"] == f"/run/mldeploy/keys/{AUTH_KEY_VARS[0]}"
 
 
 def test_smoke_sends_the_service_key(spec, engine, target, network, tmp_path) -> None:
@@ -256,8 +268,8 @@ def test_a_candidate_that_exits_fails_deploy_and_the_previous_keeps_serving(
     with pytest.raises(PermanentError) as caught:
         deploy_service.fn(request, target)
     assert caught.value.diagnosis is not None and caught.value.diagnosis.code is code
-    assert [c.name for c in engine.containers.values()] == ["mldeploy-fixture-svc"]
-    assert engine.named("mldeploy-fixture-svc").status == "running"
+    assert _serving(target, spec).id == outcome.instance, "the version that served still serves"
+    assert len(engine.containers) == 2, "the front and the live backend; the failed candidate is gone"
 
 
 def test_a_version_that_never_gets_ready_times_out(service_dir, engine, network, tmp_path) -> None:
@@ -265,7 +277,7 @@ def test_a_version_that_never_gets_ready_times_out(service_dir, engine, network,
     from tests.middle.conftest import free_port
 
     spec = load_spec(write_spec(service_dir, **{"target.port": free_port(), "deploy.health_timeout_seconds": 1}))
-    target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.05)
+    target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.05, drain_seconds=0)
     model, planned, _built, pushed = _built_and_pushed(spec, engine, target, tmp_path)
     engine.behaviours[pushed.ref] = NEVER_READY
     request = deploy_request(spec, planned.plan, pushed.ref, model.label, NO_SECRETS, ANONYMOUS)
@@ -280,22 +292,20 @@ def test_a_smoke_mismatch_rolls_back_to_the_previous_version(spec, engine, targe
 
     request, outcome = _deploy(spec, engine, target, tmp_path)
     smoke_test.fn(spec, outcome, target, request.auth_keys, target.probe)
-    first = engine.named("mldeploy-fixture-svc")
     request2, outcome2 = _deploy(spec, engine, target, tmp_path)
-    network.score = lambda container, req: httpx.Response(200, json=[4])
+    network.score = lambda container, req: httpx.Response(200, json=[4] if container.id == outcome2.instance else [3])
     with pytest.raises(PermanentError) as caught:
         smoke_test.fn(spec, outcome2, target, request2.auth_keys, target.probe)
     assert caught.value.diagnosis is not None and caught.value.diagnosis.code is Code.SMOKE_MISMATCH
-    restored = engine.named("mldeploy-fixture-svc")
-    assert restored is not None and restored.id == first.id and restored.status == "running"
-    assert len(engine.containers) == 1
+    assert _serving(target, spec).id == outcome.instance, "the rejected version never served"
+    assert outcome2.instance not in engine.containers and len(engine.containers) == 2
 
 
 def test_a_run_failure_in_smoke_carries_the_log(spec, engine, target, network, tmp_path) -> None:
     import httpx
 
     request, outcome = _deploy(spec, engine, target, tmp_path)
-    engine.named("mldeploy-fixture-svc-new").log = "Traceback (most recent call last):\nKeyError: 'data'\n"
+    engine.containers[outcome.instance].log = "Traceback (most recent call last):\nKeyError: 'data'\n"
     network.score = lambda container, req: httpx.Response(500, text="error")
     with pytest.raises(PermanentError) as caught:
         smoke_test.fn(spec, outcome, target, request.auth_keys, target.probe)
@@ -311,7 +321,7 @@ def test_deploy_applies_the_local_sections_limits(service_dir, engine, network, 
     spec = load_spec(
         write_spec(service_dir, **{"target.port": free_port(), "target.cpu_cores": 0.5, "target.memory_gb": 1})
     )
-    target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.01)
-    _deploy(spec, engine, target, tmp_path)
-    new = engine.named("mldeploy-fixture-svc-new")
-    assert new is not None and new.cpu_cores == 0.5 and new.mem_limit == "1024m"
+    target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.01, drain_seconds=0)
+    _request, outcome = _deploy(spec, engine, target, tmp_path)
+    new = engine.containers[outcome.instance]
+    assert new.cpu_cores == 0.5 and new.mem_limit == "1024m"

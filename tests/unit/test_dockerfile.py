@@ -28,6 +28,7 @@ def _inputs(**changes: object) -> DockerfileInputs:
         "model_version": 3,
         "entry_script": "score.py",
         "has_requirements": True,
+        "service": "diabetes",
     }
     values.update(changes)
     return DockerfileInputs(**values)  # type: ignore[arg-type]

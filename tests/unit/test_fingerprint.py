@@ -6,7 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from mldeploy.fingerprint import fingerprint, hash_content, iter_files
+import pytest
+
+from mldeploy.fingerprint import UnsafeFile, fingerprint, hash_content, walk_files
 
 FILES = {
     "weights.json": b'{"w": [1, 2, 3]}',
@@ -84,15 +86,17 @@ def test_python_caches_are_not_content(tmp_path: Path) -> None:
         },
     )
     assert hash_content(with_caches) == clean
-    assert all("__pycache__" not in str(p) and not p.name.endswith(".pyc") for p in iter_files(with_caches))
+    assert all("__pycache__" not in f.rel and not f.rel.endswith(".pyc") for f in walk_files(with_caches))
 
 
-def test_symlinked_folders_are_followed_like_a_copy_follows_them(tmp_path: Path) -> None:
+def test_symlinked_folders_inside_the_allowed_roots_are_followed_like_a_copy(tmp_path: Path) -> None:
     shared = _make(tmp_path / "shared", {"vocab.txt": b"x\n"})
     linked = _make(tmp_path / "linked", {"weights.json": b"{}"})
     os.symlink(shared, linked / "vocab")
     copied = _make(tmp_path / "copied", {"weights.json": b"{}", "vocab/vocab.txt": b"x\n"})
-    assert hash_content(linked) == hash_content(copied)
+    assert hash_content(linked, roots=[tmp_path]) == hash_content(copied)
+    with pytest.raises(UnsafeFile, match="outside the allowed folder"):
+        hash_content(linked)  # by default a link may not leave the folder itself
 
 
 def test_a_symlink_cycle_does_not_hang(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mldeploy.errors import PermanentError
-from mldeploy.fingerprint import hash_content
+from mldeploy.fingerprint import UnsafeFile, hash_content
 from mldeploy.models import ModelRegistry, ModelVersion
 
 
@@ -107,9 +107,12 @@ def test_folder_model_with_a_symlinked_folder_registers(registry: ModelRegistry,
     folder.mkdir()
     (folder / "weights.bin").write_bytes(b"w")
     os.symlink(shared, folder / "vocab")
-    model = registry.register("nlp", folder).model
+    model = registry.register("nlp", folder, roots=[tmp_path]).model  # the link stays inside the allowed root
     assert model.files == ("vocab/vocab.txt", "weights.bin")
     assert (registry.files_path(model) / "model" / "vocab" / "vocab.txt").read_text() == "x"
+    assert not (registry.files_path(model) / "model" / "vocab").is_symlink(), "links are materialised"
+    with pytest.raises(UnsafeFile, match="outside the allowed folder"):
+        registry.register("nlp2", folder)  # by default links may not leave the model folder
 
 
 def test_a_leftover_temp_folder_is_never_a_version_and_is_cleaned(registry: ModelRegistry, model_file: Path) -> None:
@@ -131,7 +134,7 @@ def test_a_failed_copy_leaves_no_version(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shutil, "copy2", disk_full)
+    monkeypatch.setattr("mldeploy.models._bounded_copy", disk_full)
     with pytest.raises(OSError, match="No space left"):
         registry.register("diabetes", model_file)
     assert registry.versions("diabetes") == []
@@ -143,14 +146,15 @@ def test_a_failed_copy_leaves_no_version(
 def test_a_model_that_changes_while_copied_is_not_registered(
     registry: ModelRegistry, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_copy2 = shutil.copy2
+    import mldeploy.models
 
-    def copy_then_change(src: Path, dst: Path) -> object:
-        result = real_copy2(src, dst)
+    real_copy = mldeploy.models._bounded_copy
+
+    def copy_then_change(src: Path, dst: Path, size: int) -> None:
+        real_copy(src, dst, size)
         Path(dst).write_bytes(b"changed during the copy")
-        return result
 
-    monkeypatch.setattr(shutil, "copy2", copy_then_change)
+    monkeypatch.setattr(mldeploy.models, "_bounded_copy", copy_then_change)
     with pytest.raises(PermanentError, match="changed while it was being registered"):
         registry.register("diabetes", model_file)
     assert _version_dirs(registry, "diabetes") == []

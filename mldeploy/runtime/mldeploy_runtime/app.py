@@ -419,7 +419,20 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
         if path == contract.SCORE_PATH and (
             method == "POST" or method == "GET" or (method == "OPTIONS" and mode == "raw")
         ):
-            await score(scope, receive, send)
+            started = False
+
+            async def tracked(message: dict[str, Any]) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                await score(scope, receive, tracked)
+            except Exception:  # an input no check foresaw, or a bug of ours: JSON, never a plain-text 500
+                log(f"internal error while answering {method} {path}")
+                log_raw(traceback.format_exc())
+                if not started:
+                    await respond(send, 500, _error_body(INTERNAL_MSG), JSON, extra=[RUN_FAILED_FALSE])
             return
         allowed = ROUTES.get(path)
         if allowed is None:

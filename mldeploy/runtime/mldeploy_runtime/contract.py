@@ -33,6 +33,7 @@ AUTH_FILE_SUFFIX = "_FILE"
 
 # Labels on images and containers (and, with a target's own spelling, on remote objects)
 LABEL_SERVICE = "mldeploy.service"
+LABEL_ROLE = "mldeploy.role"  # local target: front (holds the port) | backend (a version of the service)
 LABEL_FINGERPRINT = "mldeploy.fingerprint"  # the deploy fingerprint the instance runs
 LABEL_IMAGE_FINGERPRINT = "mldeploy.image-fingerprint"  # everything that went into the image
 LABEL_SECRETS_DIGEST = "mldeploy.secrets-digest"  # keyed digest of the secret values (never the values)

@@ -205,16 +205,25 @@ def serve(settings: Settings, sock: socket.socket, worker: int = 0, shared: mmap
         loop = "uvloop"
     except ImportError:
         loop = "auto"
+    http: Any
     try:
-        import httptools  # noqa: F401
+        from .limits import RequestLimits, guarded_protocol
 
-        http = "httptools"
-    except ImportError:
-        http = "auto"
+        http = guarded_protocol(
+            RequestLimits(
+                max_head_bytes=settings.max_header_bytes,
+                max_headers=settings.max_headers,
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+            )
+        )
+    except ImportError:  # no httptools: h11, whose own limit bounds the header block
+        http = "h11"
     config = uvicorn.Config(
         app,
         loop=loop,
         http=http,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         ws="none",
         lifespan="on",
         interface="asgi3",

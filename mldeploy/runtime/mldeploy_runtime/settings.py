@@ -118,6 +118,10 @@ class Settings:
     auth: tuple[AuthSource, ...] = ()
     cors_origins: tuple[str, ...] = ()
     reuse_port: bool = False
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_seconds: int = 10
+    body_timeout_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -155,4 +159,8 @@ class Settings:
             auth=_auth_sources(env),
             cors_origins=cors,
             reuse_port=_flag(env, "MLDEPLOY_REUSE_PORT"),
+            max_header_bytes=_int(env, "MLDEPLOY_MAX_HEADER_BYTES", 64 * 1024, 1024, 1024 * 1024),
+            max_headers=_int(env, "MLDEPLOY_MAX_HEADERS", 100, 10, 1000),
+            header_timeout_seconds=_int(env, "MLDEPLOY_HEADER_TIMEOUT_SECONDS", 10, 1, 3600),
+            body_timeout_seconds=_int(env, "MLDEPLOY_BODY_TIMEOUT_SECONDS", 60, 1, 3600),
         )

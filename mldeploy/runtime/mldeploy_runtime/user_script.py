@@ -137,10 +137,17 @@ def _maybe_json(value: str) -> Any:
         return value
 
 
-def query_parameters(query: str) -> dict[str, Any]:
-    """The classic GET /score input: every query parameter parsed as JSON if it is JSON; repeated ones as lists."""
+def query_parameters(query: str, max_depth: int = 0) -> dict[str, Any]:
+    """The classic GET /score input: every query parameter parsed as JSON if it is JSON; repeated ones as lists.
+
+    The same depth limit as a POST body applies to each value (``ClientError`` 400 when exceeded).
+    """
     values: dict[str, list[str]] = {}
     for k, v in parse_qsl(query, keep_blank_values=True):
+        if max_depth and nested_deeper_than(v.encode("utf-8", "surrogatepass"), max_depth):
+            raise ClientError(
+                400, f"Query parameter {k!r} is nested deeper than {max_depth} levels (MLDEPLOY_MAX_JSON_DEPTH)."
+            )
         values.setdefault(k, []).append(v)
     return {k: _maybe_json(v[0]) if len(v) == 1 else [_maybe_json(x) for x in v] for k, v in values.items()}
 
@@ -279,7 +286,8 @@ class UserScript:
         get = scope["method"] == "GET"
         if self.mode == "string":
             if get:
-                value: Any = json.dumps(query_parameters(scope.get("query_string", b"").decode("latin-1")))
+                query = query_parameters(scope.get("query_string", b"").decode("latin-1"), self.max_json_depth)
+                value: Any = json.dumps(query)
             else:
                 try:
                     value = body.decode("utf-8")
@@ -293,7 +301,7 @@ class UserScript:
                 kwargs[self._first_name] = value
         elif self.mode == "schema":
             if get:
-                data = query_parameters(scope.get("query_string", b"").decode("latin-1"))
+                data = query_parameters(scope.get("query_string", b"").decode("latin-1"), self.max_json_depth)
                 args, kwargs = (), self._extract(data)
             else:
                 args, kwargs = (), self._schema_kwargs(body, content_type)
