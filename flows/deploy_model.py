@@ -23,7 +23,7 @@ from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.errors import SpecError, TransientError
 from mldeploy.images import ImageRef
-from mldeploy.models import ModelVersion, Registration
+from mldeploy.models import ModelVersion
 from mldeploy.orchestration import (
     artifact_key,
     attach_markdown,
@@ -61,8 +61,6 @@ def _run_name() -> str:
 
 
 def _reused(result: Any) -> bool:
-    if isinstance(result, Registration):
-        return not result.created_new
     return bool(getattr(result, "reused", False))
 
 

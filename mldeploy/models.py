@@ -59,6 +59,7 @@ class ModelVersion:
 class Registration:
     model: ModelVersion
     created_new: bool
+    reused: bool = False  # this very source, unchanged, was registered before: nothing was read again
 
 
 class ModelRegistry:
@@ -147,7 +148,7 @@ class ModelRegistry:
             with self._lock(name):
                 known = self._known(name, source)
             if known is not None:
-                return Registration(known, created_new=False)
+                return Registration(known, created_new=False, reused=True)
         content = hash_content(source)
         with self._lock(name):
             folder = self._dir(name)

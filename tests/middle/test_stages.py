@@ -87,7 +87,7 @@ def test_register_twice_reuses_the_version_without_hashing_again(spec, tmp_path,
 
     monkeypatch.setattr("mldeploy.models.hash_content", no_hashing)
     again = register_model.fn(spec, registry)
-    assert not again.created_new and again.model == first.model
+    assert not again.created_new and again.reused and again.model == first.model
 
 
 def test_register_after_an_edit_makes_a_new_version(spec, tmp_path) -> None:
