@@ -83,3 +83,40 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     assert any("***" in text for where, text in haystacks if where == "summary"), "the leaked text was not redacted"
     leaks = [where for where, text in haystacks if token in text or password in text]
     assert leaks == [], f"secret values found in: {leaks}"
+
+
+def _score_with_key(port: int, key: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/score",
+        data=json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_rotating_a_key_redeploys_and_the_new_key_is_live(make_service, monkeypatch):
+    old_key, new_key = f"old-{uuid.uuid4().hex}", f"new-{uuid.uuid4().hex}"
+    service = make_service("iris")
+    service.edit_spec(secrets={"MLDEPLOY_AUTH_PRIMARY_KEY": "MLDEPLOY_TEST_SERVICE_KEY"})
+    monkeypatch.setenv("MLDEPLOY_TEST_SERVICE_KEY", old_key)
+    assert deploy(service).code == 0
+    again = deploy(service)
+    assert again.summary["status"] == "noop", "the same key: nothing to do"
+    assert _score_with_key(service.port, old_key) == 200
+
+    monkeypatch.setenv("MLDEPLOY_TEST_SERVICE_KEY", new_key)
+    rotated = deploy(service)
+    assert rotated.code == 0, rotated.stderr
+    assert rotated.summary["status"] == "succeeded", "a rotated key is not a no-op"
+    assert any("rotated" in reason for reason in rotated.summary["reasons"]), rotated.summary["reasons"]
+    assert _score_with_key(service.port, new_key) == 200
+    assert _score_with_key(service.port, old_key) == 401
+    assert old_key not in rotated.stdout + rotated.stderr and new_key not in rotated.stdout + rotated.stderr
