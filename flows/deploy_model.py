@@ -29,7 +29,9 @@ from mldeploy.orchestration import (
     attach_markdown,
     code_block,
     diagnosis_of,
+    end_killed_runs,
     keep_secrets,
+    recorded_run,
     scrub,
     service_lock,
 )
@@ -128,6 +130,21 @@ def deploy_model(
     summary = RunSummary(
         flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
     )
+    with recorded_run(service_name_of(spec_path)):
+        return _deploy(summary, spec_path, target, force, no_cache, from_stage, allowed_roots, allow_direct_urls)
+
+
+def _deploy(
+    summary: RunSummary,
+    spec_path: str,
+    target: str | None,
+    force: bool,
+    no_cache: bool,
+    from_stage: str | None,
+    allowed_roots: list[str] | None,
+    allow_direct_urls: bool,
+) -> Any:
+    end_killed_runs()  # runs this machine started and that were killed end Crashed, not Running forever
     try:
         roots = tuple(allowed_roots or ())
         spec = _stage(

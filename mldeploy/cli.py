@@ -290,17 +290,69 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a stop request unwinds like Ctrl-C: the run ends Crashed, the deploy slot is freed
+
+
+def _failure(args: argparse.Namespace, summary: RunSummary, code: int) -> int:
+    """Every way the CLI can fail ends the same way: a message, and the JSON line under --json."""
+    if getattr(args, "json", False):
+        print(json.dumps(summary.to_dict()))
+    return code
+
+
+def _unreachable_prefect(exc: BaseException) -> str | None:
+    """The Prefect API the run was to be recorded on, when it could not be reached (Prefect's client is httpx;
+    its errors are recognised by name so the CLI imports no HTTP client)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen)
+        if kind.__module__.startswith("httpx") and kind.__name__ in ("ConnectError", "ConnectTimeout"):
+            return os.environ.get("PREFECT_API_URL") or "the temporary Prefect server"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import traceback
+
     from mldeploy.errors import MldeployError
 
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args))
     except MldeployError as exc:  # an adapter said what failed; no traceback for the user
         print(f"mldeploy: {exc}", file=sys.stderr)
-        return EXIT_STAGE_FAILED
+        found = exc.diagnosis.to_dict() if exc.diagnosis else None
+        summary = RunSummary.crashed(str(exc), None)
+        if found:
+            summary.diagnosis = found
+        return _failure(args, summary, EXIT_STAGE_FAILED)
     except KeyboardInterrupt:
-        return 130
+        print("mldeploy: stopped; a rerun recovers whatever this run left half done", file=sys.stderr)
+        return _failure(args, RunSummary.crashed("stopped by a signal (Ctrl-C or SIGTERM)", None), 130)
+    except Exception as exc:  # never a bare traceback: say what, keep the details in a file
+        api = _unreachable_prefect(exc)
+        if api is not None:
+            message = f"the Prefect API at {api} cannot be reached ({type(exc).__name__})"
+            hint = "start it ('make server') or unset PREFECT_API_URL to run against a temporary server"
+        else:
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            hint = "this is a bug in mldeploy: the traceback is in the file named above"
+        from mldeploy.redaction import redact
+        from mldeploy.settings import Settings
+
+        crash_log = Settings.load().home / "logs" / f"cli-crash-{os.getpid()}.log"
+        crash_log.parent.mkdir(parents=True, exist_ok=True)
+        crash_log.write_text(traceback.format_exc())
+        print(f"mldeploy: {redact(message, [])}\n  details: {crash_log}\n  fix: {hint}", file=sys.stderr)
+        summary = RunSummary.crashed(message, None)
+        if summary.diagnosis is not None:
+            code = "prefect_unavailable" if api is not None else "unknown"
+            summary.diagnosis = {**summary.diagnosis, "code": code, "hint": hint, "detail": f"traceback in {crash_log}"}
+        return _failure(args, summary, EXIT_STAGE_FAILED)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Code(StrEnum):
     SMOKE_MISMATCH = "smoke_mismatch"
     DEPLOY_SLOT_BUSY = "deploy_slot_busy"
     ENDPOINT_UNAVAILABLE = "endpoint_unavailable"
+    PREFECT_UNAVAILABLE = "prefect_unavailable"
     UNKNOWN = "unknown"
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID
 from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -224,19 +224,23 @@ def ensure_service_limit(service: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class SlotHolder:
-    """Who holds a service's deploy slot, written where the next run on this machine can read it."""
+# --- runs killed on this machine end Crashed, and free their slot -------------------------------------
 
-    pid: int
-    start_ticks: int  # /proc/<pid>/stat field 22: tells a reused pid from the holder
-    boot_id: str
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A flow run in progress on this machine: written at its start, removed at its end. A record
+    whose process is gone was left by a killed run (SIGKILL, power loss): nothing else can tell."""
+
     flow_run_id: str
-    lease_id: str
+    pid: int
+    start_ticks: int  # /proc/<pid>/stat field 22: tells a reused pid from the run's own process
+    boot_id: str
+    service: str = ""
+    lease_id: str = ""  # the deploy slot's lease, while the run holds it
 
     def is_dead(self) -> bool:
-        """Provably dead: on this machine (same boot) and its process is gone (or the pid was reused)."""
-        return self.boot_id == _boot_id() and _start_ticks(self.pid) != self.start_ticks
+        return self.boot_id != _boot_id() or _start_ticks(self.pid) != self.start_ticks
 
 
 def _boot_id() -> str:
@@ -253,51 +257,82 @@ def _start_ticks(pid: int) -> int:
         return -1
 
 
-def _holder_file(service: str) -> Path:
+def _runs_folder() -> Path:
     from mldeploy.settings import Settings
 
-    return Settings.load().home / "locks" / f"{service}.json"
+    return Settings.load().home / "runs"
 
 
-def _read_holder(path: Path) -> SlotHolder | None:
-    try:
-        return SlotHolder(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+def _write_record(record: RunRecord) -> None:
+    folder = _runs_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".{record.flow_run_id}.{os.getpid()}.tmp"
+    staging.write_text(json.dumps(asdict(record)))
+    os.replace(staging, folder / f"{record.flow_run_id}.json")
 
 
-def free_slot_of_dead_holder(service: str) -> SlotHolder | None:
-    """When the last holder of the slot was killed (SIGKILL, a crash): free its slot now, not when the
-    lease runs out, and end its flow run as Crashed instead of Running forever. Returns that holder."""
+def _records() -> list[tuple[Path, RunRecord]]:
+    found = []
+    for path in sorted(_runs_folder().glob("*.json")):
+        try:
+            found.append((path, RunRecord(**json.loads(path.read_text()))))
+        except (OSError, ValueError, TypeError):
+            continue
+    return found
+
+
+def end_killed_runs() -> list[RunRecord]:
+    """End every run this machine started whose process is gone: its flow run and unfinished task runs
+    become Crashed (not Running forever), and its deploy slot, if it held one, is freed now rather
+    than when its lease runs out."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.states import Crashed
 
-    path = _holder_file(service)
-    holder = _read_holder(path)
-    if holder is None or not holder.is_dead():
-        return None
+    dead = [(path, record) for path, record in _records() if record.is_dead()]
+    if not dead:
+        return []
     log = logger()
     with get_client(sync_client=True) as client:
-        with contextlib.suppress(Exception):  # the lease may have run out already
-            client.release_concurrency_slots_with_lease(UUID(holder.lease_id))
-        message = f"its process (pid {holder.pid}) was killed; found by the next deploy of {service}"
-        with contextlib.suppress(Exception):
-            run = client.read_flow_run(UUID(holder.flow_run_id))
-            if run.state is not None and not run.state.is_final():
-                client.set_flow_run_state(UUID(holder.flow_run_id), Crashed(message=message), force=True)
-            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        for path, record in dead:
+            message = f"its process (pid {record.pid}) was killed; found by a later run on the same machine"
+            with contextlib.suppress(Exception):  # a lease that ran out, a run another server knows
+                if record.lease_id:
+                    client.release_concurrency_slots_with_lease(UUID(record.lease_id))
+            with contextlib.suppress(Exception):
+                run_id = UUID(record.flow_run_id)
+                run = client.read_flow_run(run_id)
+                if run.state is not None and not run.state.is_final():
+                    client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+                tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+                for task_run in tasks:
+                    if task_run.state is not None and not task_run.state.is_final():
+                        client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+            path.unlink(missing_ok=True)
+            log.warning(
+                "flow run %s%s was killed: marked Crashed%s",
+                record.flow_run_id,
+                f" of {record.service}" if record.service else "",
+                " and its deploy slot freed" if record.lease_id else "",
+            )
+    return [record for _, record in dead]
 
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-            for task_run in tasks:
-                if task_run.state is not None and not task_run.state.is_final():
-                    client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
-    path.unlink(missing_ok=True)
-    log.warning(
-        "the last run of %s (flow run %s) was killed: freed its deploy slot and marked it Crashed",
-        service,
-        holder.flow_run_id,
-    )
-    return holder
+
+@contextlib.contextmanager
+def recorded_run(service: str = "") -> Iterator[RunRecord | None]:
+    """Record this flow run for the runs after it (see :func:`end_killed_runs`) for as long as it lives."""
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        yield None
+        return
+    record = RunRecord(str(run_id), os.getpid(), _start_ticks(os.getpid()), _boot_id(), service)
+    _write_record(record)
+    try:
+        yield record
+    finally:
+        (_runs_folder() / f"{record.flow_run_id}.json").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -306,11 +341,11 @@ def service_lock(service: str) -> Iterator[None]:
 
     Scheduled, CI and manual runs of one service never interleave their deploy/smoke windows;
     different services proceed in parallel. The slot is a lease renewed while held: a holder that
-    dies frees it when the lease runs out — or at once, when the next run on this machine proves
-    the holder's process is gone (:func:`free_slot_of_dead_holder`).
+    dies frees it when the lease runs out — or at once, when a later run on the same machine finds
+    the holder's process gone (:func:`end_killed_runs`).
     """
     # Prefect's own lease helpers (what prefect.concurrency.sync.concurrency is made of), so the lease
-    # id is ours to record; pinned with Prefect in constraints.txt.
+    # id is ours to record; Prefect is pinned in constraints.txt.
     from prefect.client.schemas.objects import ConcurrencyLeaseHolder
     from prefect.concurrency._leases import maintain_concurrency_lease
     from prefect.concurrency._sync import acquire_concurrency_slots_with_lease, release_concurrency_slots_with_lease
@@ -318,7 +353,7 @@ def service_lock(service: str) -> Iterator[None]:
 
     name = ensure_service_limit(service)
     log = logger()
-    free_slot_of_dead_holder(service)
+    end_killed_runs()
     log.info("waiting for the deploy slot of %s (concurrency limit %s)", service, name)
     started = datetime.now(UTC)
     run_id = flow_run.get_id()
@@ -326,19 +361,16 @@ def service_lock(service: str) -> Iterator[None]:
     acquired = acquire_concurrency_slots_with_lease(
         [name], 1, timeout_seconds=LOCK_WAIT_SECONDS, strict=True, lease_duration=LOCK_LEASE_SECONDS, holder=holder
     )
-    path = _holder_file(service)
-    record = SlotHolder(os.getpid(), _start_ticks(os.getpid()), _boot_id(), str(run_id or ""), str(acquired.lease_id))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(f".{os.getpid()}.tmp")
-    staging.write_text(json.dumps(asdict(record)))
-    os.replace(staging, path)
+    if run_id:
+        _write_record(
+            RunRecord(str(run_id), os.getpid(), _start_ticks(os.getpid()), _boot_id(), service, str(acquired.lease_id))
+        )
     try:
         with maintain_concurrency_lease(acquired.lease_id, LOCK_LEASE_SECONDS, raise_on_lease_renewal_failure=True):
-            log.info(
-                "holding the deploy slot of %s (waited %.1f s)", service, (datetime.now(UTC) - started).total_seconds()
-            )
+            waited = (datetime.now(UTC) - started).total_seconds()
+            log.info("holding the deploy slot of %s (waited %.1f s)", service, waited)
             yield
     finally:
         release_concurrency_slots_with_lease(acquired.lease_id)
-        if _read_holder(path) == record:
-            path.unlink(missing_ok=True)
+        if run_id:
+            _write_record(RunRecord(str(run_id), os.getpid(), _start_ticks(os.getpid()), _boot_id(), service))

@@ -242,6 +242,38 @@ def containers_of(service: str) -> list[dict[str, Any]]:
     return [c.attrs for c in client.containers.list(all=True, filters={"label": f"mldeploy.service={service}"})]
 
 
+def roles_of(service: str) -> list[tuple[str, str]]:
+    """(role, name) of every container of a service on the local target: its front and its versions."""
+    return sorted(
+        (c["Config"]["Labels"].get("mldeploy.role", "?"), c["Name"].lstrip("/")) for c in containers_of(service)
+    )
+
+
+def assert_steady(service: str) -> None:
+    """Only the front and the one version that serves: no candidate, no version left from before a swap."""
+    roles = roles_of(service)
+    assert [role for role, _ in roles] == ["backend", "front"], f"leftover containers: {roles}"
+
+
+def live_backend(service: str) -> Any:
+    """The container of the version that serves (the one the front points at)."""
+    import docker
+
+    client = docker.from_env()
+    front = client.containers.get(f"mldeploy-{service}")
+    import io
+    import tarfile
+
+    stream, _ = front.get_archive("/run/mldeploy/front/backend")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.next()
+        assert member is not None
+        handle = archive.extractfile(member)
+        assert handle is not None
+        alias = handle.read().decode().strip().rpartition(":")[0]
+    return client.containers.get(alias)
+
+
 @pytest.fixture
 def private_registry(tmp_path: Path) -> Iterator[str]:
     """A second real registry that requires a user and password (htpasswd, bcrypt)."""

@@ -52,6 +52,13 @@ def flow_run(api: str, id: str) -> dict[str, Any]:
     return result
 
 
+def flow_runs(api: str, name_prefix: str) -> list[dict[str, Any]]:
+    """Flow runs whose name starts with ``name_prefix``, oldest first."""
+    body = {"flow_runs": {"name": {"like_": name_prefix}}}
+    found = _filter(api, "flow_runs/filter", body, sort="START_TIME_ASC")
+    return [run for run in found if str(run.get("name", "")).startswith(name_prefix)]
+
+
 def task_run(api: str, id: str) -> dict[str, Any]:
     result: dict[str, Any] = _get(api, f"task_runs/{id}")
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import containers_of, deploy
+from tests.integration.conftest import assert_steady, containers_of, deploy
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -29,8 +29,7 @@ def live_iris(make_service):
 
 def _assert_previous_still_serving(service) -> None:
     assert service.score(IRIS_ROWS) == GOOD, "the previous version must keep serving"
-    names = sorted(c["Name"] for c in containers_of(service.name))
-    assert names == [f"/mldeploy-{service.name}"], f"no candidate or previous container may be left: {names}"
+    assert_steady(service.name)
 
 
 def test_init_raising_fails_deploy_fast_with_traceback(live_iris):

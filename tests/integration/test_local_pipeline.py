@@ -8,7 +8,7 @@ import uuid
 import docker
 import pytest
 
-from tests.integration.conftest import REGISTRY, containers_of, deploy, run_cli
+from tests.integration.conftest import REGISTRY, assert_steady, containers_of, deploy, live_backend, run_cli
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def _layers(ref: str) -> list[str]:
 
 
 def _live_container_id(service: str) -> str:
-    return str(docker.from_env().containers.get(f"mldeploy-{service}").id)
+    return str(live_backend(service).id)
 
 
 def test_deploy_then_noop_then_score_change_rebuilds_only_the_last_layer(make_service):
@@ -85,8 +85,7 @@ def test_deploy_then_noop_then_score_change_rebuilds_only_the_last_layer(make_se
     assert build["rebuilt_steps"] == ["COPY --chown=10001 app/ /var/azureml-app/"], build
     assert iris.score(IRIS_ROWS)[1]["served_by"] == token
     assert changed.summary["model"]["version"] == 1, "same model bytes never make a new version"
-    names = sorted(c["Name"] for c in containers_of(iris.name))
-    assert names == [f"/mldeploy-{iris.name}"], f"no candidate or previous container may be left: {names}"
+    assert_steady(iris.name)
 
 
 def test_push_records_a_verified_digest_and_deploys_by_digest(make_service):
@@ -104,7 +103,7 @@ def test_push_records_a_verified_digest_and_deploys_by_digest(make_service):
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.headers["Docker-Content-Digest"] == image["digest"]
-    live = docker.from_env().containers.get(f"mldeploy-{diabetes.name}")
+    live = live_backend(diabetes.name)
     assert live.attrs["Config"]["Image"] == tag, "the container must run the image by digest"
     notices = " ".join(result.summary["notices"])
     assert "python=3.6.2" in notices and "azureml-defaults" in notices

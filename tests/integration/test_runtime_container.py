@@ -15,7 +15,7 @@ import uuid
 import docker
 import pytest
 
-from tests.integration.conftest import Service, deploy
+from tests.integration.conftest import Service, deploy, live_backend
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def _request(
 
 
 def _container(service: Service) -> docker.models.containers.Container:
-    return docker.from_env().containers.get(f"mldeploy-{service.name}")
+    return live_backend(service.name)
 
 
 def _logs(service: Service) -> str:
@@ -114,6 +114,12 @@ def test_runtime_edge_cases_in_a_real_container(edge_service) -> None:
     assert info["auth"] == ["MLDEPLOY_AUTH_PRIMARY_KEY", "MLDEPLOY_AUTH_SECONDARY_KEY"]
     assert info["init_seconds"] >= INIT_SLEEP_S
     assert _container(service).attrs["Config"]["User"] not in ("", "0", "root")
+
+    # -- the service keys are files, not environment variables: neither inspect nor /proc/1/environ shows them --
+    container = _container(service)
+    assert primary not in json.dumps(container.attrs) and secondary not in json.dumps(container.attrs)
+    environ = container.exec_run(["cat", "/proc/1/environ"]).output
+    assert primary.encode() not in environ and b"MLDEPLOY_AUTH_PRIMARY_KEY_FILE=" in environ
 
     # -- body limit: 413 without calling run() (default 1 MiB) -------------------------------------------------
     big = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]], "pad": "x" * (1024 * 1024)})
