@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-tools test-unit test-middle test-integration lint typecheck bench reference server pool flows worker models help
+.PHONY: setup demo test test-tools test-unit test-middle test-integration lint typecheck bench reference server pool flows worker models help cluster-build cluster-up cluster-down
 
 help:
 	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
@@ -14,6 +14,7 @@ help:
 	@echo "make server  - a local Prefect server (SQLite) on 127.0.0.1:4200"
 	@echo "make flows   - the process work pool and every deployment of prefect.yaml"
 	@echo "make worker  - a process worker for those deployments"
+	@echo "make cluster-up / cluster-down - the test Kubernetes (built from Go modules) on 127.0.0.1"
 
 setup:
 	@bash scripts/setup.sh
@@ -73,3 +74,13 @@ flows: setup pool
 
 worker: pool
 	PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect worker start --pool $(POOL) --type process
+
+# --- the test Kubernetes: built from Go modules, one node, 127.0.0.1 only (docs/kubernetes-cluster.md) ----
+cluster-build:
+	@bash scripts/cluster-build.sh
+
+cluster-up: setup cluster-build
+	@bash scripts/cluster-up.sh
+
+cluster-down:
+	@bash scripts/cluster-down.sh
