@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-tools test-unit test-middle test-integration lint typecheck bench reference server pool flows worker models help cluster-build cluster-up cluster-down
+.PHONY: setup demo test test-tools test-unit test-middle test-integration test-kubernetes lint typecheck bench reference server pool flows worker models help cluster-build cluster-up cluster-down
 
 help:
 	@echo "make setup   - idempotent: venv, container engine, registry on 127.0.0.1:5000, base image, example models"
 	@echo "make demo    - deploy the diabetes example locally through a Prefect server and print the endpoint"
-	@echo "make test    - lint, type check, unit and real-engine integration tests"
+	@echo "make test    - lint, type check, unit, middle, real-engine integration and Kubernetes tests"
 	@echo "make bench   - deploy benchmark (cold, no-op, score.py-only) -> table"
 	@echo "make server  - a local Prefect server (SQLite) on 127.0.0.1:4200"
 	@echo "make flows   - the process work pool and every deployment of prefect.yaml"
@@ -47,8 +47,11 @@ test-tools:
 test-integration: test-tools
 	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest tests/integration -q
 
-test: setup test-tools lint typecheck
-	MLDEPLOY_REQUIRE_ENGINE=1 $(VENV)/bin/pytest -q
+test: setup test-tools cluster-build lint typecheck
+	MLDEPLOY_REQUIRE_ENGINE=1 MLDEPLOY_REQUIRE_CLUSTER=1 $(VENV)/bin/pytest -q
+
+test-kubernetes: setup cluster-build  ## the Kubernetes tier: brings the test cluster up (and down, if it started it)
+	MLDEPLOY_REQUIRE_CLUSTER=1 $(VENV)/bin/pytest tests/kubernetes -q
 
 bench: setup
 	$(PY) bench/deploy_bench.py

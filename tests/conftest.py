@@ -18,6 +18,8 @@ def pytest_configure(config: object) -> None:
 
     machine = Settings.load()
     os.environ.setdefault("MLDEPLOY_BASE_IMAGE", machine.base_image)
+    # The test Kubernetes is the machine's (scripts/cluster-up.sh keeps it under the machine's home)
+    os.environ.setdefault("MLDEPLOY_MACHINE_HOME", str(machine.home))
     os.environ["MLDEPLOY_HOME"] = str(_session_root / "mldeploy-home")
     os.environ["PREFECT_HOME"] = str(_session_root / "prefect-home")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
