@@ -55,6 +55,26 @@ class ModelVersion:
         return ModelVersion(**values)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Registrations:
+    """The models of one service, in the spec's order (one, or several with ``models:``)."""
+
+    items: tuple[Registration, ...]
+
+    @property
+    def models(self) -> tuple[ModelVersion, ...]:
+        return tuple(item.model for item in self.items)
+
+    @property
+    def reused(self) -> bool:
+        """Every model was seen unchanged before (nothing read again): the stage shows as cached."""
+        return all(item.reused for item in self.items)
+
+    @property
+    def label(self) -> str:
+        return ",".join(model.label for model in self.models)
+
+
 def _bounded_copy(source: Path, target: Path, size: int) -> None:
     """Copy at most the bytes that were counted: a file that grows meanwhile (a pipe, a log) is refused."""
     copied = 0

@@ -64,7 +64,7 @@ def runtime_requirements() -> str:
 
 def make_plan(
     spec: ServiceSpec,
-    model: ModelVersion,
+    models: Sequence[ModelVersion],
     env: PythonEnvironment,
     *,
     base_image: str,
@@ -90,11 +90,11 @@ def make_plan(
     dockerfile = render_dockerfile(
         DockerfileInputs(
             base_image=base_image,
-            model_name=model.name,
-            model_version=model.version,
+            models=tuple((model.name, model.version) for model in models),
             entry_script=spec.entry_script_in_app,
             has_requirements="user.txt" in requirement_files,
             service=spec.name,
+            source_directory=spec.source_directory.name if spec.source_directory else "",
             extra_steps=extra.read_text() if extra else "",
         )
     )
@@ -104,7 +104,7 @@ def make_plan(
             "requirements": requirement_files,
             "base_image_id": base_image_id,
             "runtime": hash_content(RUNTIME_DIR).sha256,
-            "model": [model.name, model.version, model.sha256],
+            "models": [[model.name, model.version, model.sha256] for model in models],
             "app": hash_content(spec.app_source, spec.roots, spec.limits.max_bytes).sha256,
         }
     )

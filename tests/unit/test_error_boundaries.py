@@ -105,7 +105,9 @@ def test_http_probe_turns_no_answer_into_a_reply_not_an_exception():
 
     probe = HttpProbe(httpx.Client(transport=httpx.MockTransport(refuse)))
     assert probe.healthy("http://127.0.0.1:1/") is False
-    reply = probe.post("http://127.0.0.1:1/score", b"{}")
+    from mldeploy.spec import SmokeRequest
+
+    reply = probe.send("http://127.0.0.1:1/score", SmokeRequest("POST", content=b"{}"))
     assert reply.status is None and "ConnectError" in reply.error
 
 
