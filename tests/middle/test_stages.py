@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,21 @@ def test_deploy_applies_the_local_sections_limits(service_dir, engine, network, 
     _request, outcome = _deploy(spec, engine, target, tmp_path)
     new = engine.containers[outcome.instance]
     assert new.cpu_cores == 0.5 and new.mem_limit == "1024m"
+
+
+def test_a_build_cleans_up_after_a_killed_build(spec, engine, target, tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    from tasks.build import BUILD_DIR_PREFIX
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"{BUILD_DIR_PREFIX}999999999-abc"  # no process has that pid
+    alive = tmp_path / f"{BUILD_DIR_PREFIX}{os.getpid()}-def"  # a build of this very process
+    dead.mkdir()
+    alive.mkdir()
+    removed: list[dict[str, str]] = []
+    monkeypatch.setattr(engine, "remove_dangling", lambda labels: removed.append(labels) or ["sha256:x"])
+    model, planned = _planned(spec, engine, target, tmp_path)
+    build_image.fn(spec, model, planned.plan, engine, resolve=fake_wheelhouse)
+    assert not dead.exists() and alive.exists()
+    assert removed == [{"mldeploy.service": spec.name}], "the service's untagged layers were pruned"
