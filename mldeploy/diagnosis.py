@@ -112,6 +112,37 @@ def dependency_failure(pip_output: str, file: str = "") -> Diagnosis:
     return Diagnosis(Code.DEPENDENCY_RESOLUTION_FAILED, summary, tail(pip_output), hint, "build")
 
 
+def unresolvable_requirements(
+    failing: Sequence[tuple[str, bool, bool]], python: str, python_pin: str | None, file: str = ""
+) -> Diagnosis:
+    """Every requirement without a wheel for the image's Python: (requirement, the pinned Python has one,
+    only a source archive that did not build into a pure-Python wheel)."""
+    where = file or "the environment file"
+    lines, fixes = [], []
+    for requirement, pinned_has_one, sdist_only in failing:
+        if pinned_has_one and python_pin:
+            lines.append(f"{requirement}: no wheel for Python {python}, but there is one for Python {python_pin}")
+        elif sdist_only:
+            lines.append(f"{requirement}: only a source archive, and it does not build into a pure-Python wheel")
+        else:
+            lines.append(f"{requirement}: no version has a wheel for Python {python} (manylinux x86_64)")
+    if any(pinned for _, pinned, _ in failing) and python_pin:
+        minor = ".".join(python_pin.split(".")[:2])
+        fixes.append(
+            f"set environment.python: '{minor}' (the Python {where} pins) so the image uses it, or pick versions "
+            f"of these packages that support Python {python}"
+        )
+    fixes.append(f"relax or update the pins in {where}: each needs a wheel for the image's Python")
+    names = ", ".join(requirement for requirement, _, _ in failing)
+    return Diagnosis(
+        Code.DEPENDENCY_RESOLUTION_FAILED,
+        f"{len(failing)} requirement(s) cannot be installed on Python {python}: {names}",
+        "\n".join(lines),
+        "; ".join(fixes),
+        "build",
+    )
+
+
 def build_failure(build_log: str, error_message: str) -> Diagnosis:
     """A Dockerfile step failed: name the step and show its last lines."""
     step_line, step_start = None, 0

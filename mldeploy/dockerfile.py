@@ -23,6 +23,7 @@ from mldeploy.contract import (
     ENV_PORT,
     ENV_SOURCE_DIRECTORY,
     LABEL_SERVICE,
+    MODELS_DIR,
     MODELS_ROOT,
     READINESS_PATH,
     RUNTIME_ROOT,
@@ -129,7 +130,8 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         line, message = step_problems[0]
         raise ValueError(f"unsafe extra Dockerfile steps: line {line}: {message}")
     # The classic layout: one model's folder is AZUREML_MODEL_DIR; several share azureml-models/ (each a folder).
-    model_dir = f"{MODELS_ROOT}/{models[0][0]}/{models[0][1]}" if len(models) == 1 else MODELS_ROOT
+    # Relative to the working directory, as in the classic service (scripts split it: .split('/')[1] is the name).
+    model_dir = f"{MODELS_DIR}/{models[0][0]}/{models[0][1]}" if len(models) == 1 else MODELS_DIR
     lines = [
         "# syntax=docker/dockerfile:1",
         "# Rendered by mldeploy. Layers run from least to most often changed:",

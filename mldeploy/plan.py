@@ -39,6 +39,8 @@ class BuildPlan:
     deploy_fingerprint: str
     notices: tuple[str, ...]
     secrets_digest: str = ""  # keyed digest of the secret values the service will run with
+    index_options: tuple[str, ...] = ()  # pip index options the user allowed (environment file lines)
+    python_pin: str | None = None  # the environment file's python= pin, to explain a missing wheel
 
     @property
     def local_ref(self) -> str:
@@ -102,6 +104,7 @@ def make_plan(
         {
             "dockerfile": dockerfile,
             "requirements": requirement_files,
+            "index_options": list(env.index_options),
             "base_image_id": base_image_id,
             "runtime": hash_content(RUNTIME_DIR).sha256,
             "models": [[model.name, model.version, model.sha256] for model in models],
@@ -131,6 +134,8 @@ def make_plan(
         deploy_fingerprint=deploy_fp,
         notices=tuple(notices),
         secrets_digest=secrets_digest,
+        index_options=env.index_options,
+        python_pin=env.python_pin,
     )
 
 

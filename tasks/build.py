@@ -97,7 +97,15 @@ def build_image(
             progress.note("build", line)  # the steps that do work; metadata steps go by in an instant
 
     try:
-        wheelhouse = resolve(settings.home, plan.requirement_files, plan.python, source_file=str(spec.environment.file))
+        wheelhouse = resolve(
+            settings.home,
+            plan.requirement_files,
+            plan.python,
+            source_file=str(spec.environment.file),
+            index_options=plan.index_options,
+            python_pin=plan.python_pin,
+            build_sdist=lambda sdist, out: engine.build_wheel(plan.base_image, sdist, out),
+        )
         on_line(
             f"wheelhouse {'reused' if wheelhouse.cached else 'resolved'}: {len(wheelhouse.wheels)} wheels "
             f"for Python {plan.python} in {wheelhouse.path}"

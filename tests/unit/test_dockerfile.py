@@ -121,7 +121,8 @@ def test_model_lands_where_azureml_model_dir_points() -> None:
     dockerfile = render_dockerfile(_inputs(models=(("my.model_v2", 7),)))
     model_dir = f"{APP_ROOT}/azureml-models/my.model_v2/7"
     assert f"COPY model/my.model_v2/7/ {model_dir}/" in dockerfile
-    assert f"AZUREML_MODEL_DIR={model_dir}" in dockerfile
+    assert "AZUREML_MODEL_DIR=azureml-models/my.model_v2/7 " in dockerfile, "relative to the working directory"
+    assert f"WORKDIR {APP_ROOT}" in dockerfile
     assert "AZUREML_ENTRY_SCRIPT=score.py" in dockerfile
 
 
@@ -129,7 +130,7 @@ def test_several_models_share_azureml_models_as_the_classic_service_did() -> Non
     dockerfile = render_dockerfile(_inputs(models=(("encoder", 2), ("classifier", 1))))
     assert f"COPY model/encoder/2/ {APP_ROOT}/azureml-models/encoder/2/" in dockerfile
     assert f"COPY model/classifier/1/ {APP_ROOT}/azureml-models/classifier/1/" in dockerfile
-    assert f"AZUREML_MODEL_DIR={APP_ROOT}/azureml-models " in dockerfile
+    assert "AZUREML_MODEL_DIR=azureml-models " in dockerfile
 
 
 def test_the_azureml_shim_goes_last_on_sys_path() -> None:

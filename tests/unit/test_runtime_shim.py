@@ -134,7 +134,7 @@ def test_model_objects_are_not_available(model_mod: ModuleType) -> None:
 
 # -- package hygiene -----------------------------------------------------------------------------------------
 
-ALLOWED_THIRD_PARTY = {"uvicorn", "uvloop", "httptools", "inference_schema", "debugpy"}
+ALLOWED_THIRD_PARTY = {"uvicorn", "uvloop", "httptools", "inference_schema", "debugpy", "werkzeug"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -164,4 +164,4 @@ def test_shim_imports_nothing_but_stdlib_and_the_runtime() -> None:
 
 def test_requirements_are_exactly_pinned() -> None:
     lines = [ln.strip() for ln in (RUNTIME / "requirements.txt").read_text().splitlines() if ln.strip()]
-    assert lines == ["uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"]
+    assert lines == ["uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0", "werkzeug==3.1.5", "MarkupSafe==3.0.4"]

@@ -7,7 +7,8 @@ and the runtime's own settings all read these names, and a test checks they agre
 
 # Where things live inside the image
 APP_ROOT = "/var/azureml-app"  # the scoring script and its folder (the classic path)
-MODELS_ROOT = APP_ROOT + "/azureml-models"  # <model name>/<version>/<registered file or folder>
+MODELS_DIR = "azureml-models"  # relative to APP_ROOT, the working directory: AZUREML_MODEL_DIR is relative too
+MODELS_ROOT = APP_ROOT + "/" + MODELS_DIR  # <model name>/<version>/<registered file or folder>
 RUNTIME_ROOT = "/opt/mldeploy/runtime"
 COMPAT_ROOT = RUNTIME_ROOT + "/compat"  # the azureml shim: last on sys.path, after the user's packages
 VENV = "/opt/mldeploy/venv"

@@ -133,7 +133,7 @@ class Model:
 def _model_roots(model_dir: str) -> list[str]:
     """Folders that may hold ``<name>/<version>/``: the working directory's azureml-models (classic) and the
     one ``AZUREML_MODEL_DIR`` points into (its version folder's grandparent, or itself)."""
-    roots = [os.path.abspath(MODELS_DIR)]
+    roots = [os.path.abspath(MODELS_DIR), os.path.join(os.environ.get("AML_APP_ROOT") or ".", MODELS_DIR)]
     if model_dir:
         parts = model_dir.split(os.sep)
         if len(parts) >= 3 and parts[-3] == MODELS_DIR and parts[-1].isdigit():
