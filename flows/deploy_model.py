@@ -240,7 +240,9 @@ def _build_to_smoke(
         summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
     summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
     request = deploy_request(spec, result.plan, pushed.ref, registered.label, run.secrets, auth)
-    outcome = _stage(summary, "deploy", lambda: deploy_service(request, run.target, return_state=True))
+    outcome = _stage(
+        summary, "deploy", lambda: deploy_service(request, run.target, spec.files_left_behind, return_state=True)
+    )
     _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
     summary.endpoint = outcome.service_endpoint or outcome.endpoint
 

@@ -26,6 +26,7 @@ from mldeploy.runtime.mldeploy_runtime.contract import (
     LABEL_SECRETS_DIGEST,
     LABEL_SERVICE,
     LIVENESS_PATH,
+    MIN_PYTHON,
     MODELS_DIR,
     MODELS_ROOT,
     READINESS_PATH,
@@ -59,6 +60,7 @@ __all__ = [
     "LABEL_SECRETS_DIGEST",
     "LABEL_SERVICE",
     "LIVENESS_PATH",
+    "MIN_PYTHON",
     "MODELS_DIR",
     "MODELS_ROOT",
     "READINESS_PATH",
@@ -69,3 +71,11 @@ __all__ = [
     "SWAGGER_PATH",
     "VENV",
 ]
+
+
+def runtime_supports(python: str) -> bool:
+    """Whether the scoring runtime can run on ``python`` (major.minor[.patch])."""
+    try:
+        return tuple(int(part) for part in python.split(".")[:2]) >= MIN_PYTHON
+    except ValueError:
+        return False

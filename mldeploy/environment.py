@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from mldeploy.contract import MIN_PYTHON, runtime_supports
 from mldeploy.errors import SpecError, SpecProblem
 
 # Packages of the classic SDK's serving stack and its meta-packages: our runtime serves the script instead,
@@ -320,7 +321,11 @@ def python_pin_notice(pin: str | None, base_python: str, explicit: bool, file: s
     pin_minor = ".".join(pin.split(".")[:2])
     if pin_minor == base_python:
         return None
+    if runtime_supports(pin_minor):
+        choose = "Set environment.python or environment.base_image to choose another."
+    else:
+        choose = f"The scoring runtime needs Python {'.'.join(map(str, MIN_PYTHON))} or later."
     return (
         f"WARNING {file}: python={pin} is pinned, but the base image has Python {base_python}; "
-        f"using {base_python}. Set environment.python or environment.base_image to choose another."
+        f"using {base_python}. {choose}"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prefect import task
 
-from mldeploy.errors import PermanentError
 from mldeploy.models import ModelRegistry, Registration, Registrations
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
 from mldeploy.report import model_card_markdown
@@ -23,13 +22,8 @@ def _register(registry: ModelRegistry, spec: ServiceSpec, section: ModelSection,
         force=force,
         roots=spec.roots,
         max_bytes=spec.limits.max_bytes,
+        version=section.version,
     )
-    if section.version is not None and result.model.version != section.version:
-        raise PermanentError(
-            f"{section.path} is version {result.model.version} of model {section.name} in the registry, but the spec "
-            f"says version {section.version}: remove the version to deploy these bytes, or the path to deploy "
-            f"version {section.version}"
-        )
     return result
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mldeploy import diagnosis
+from mldeploy.contract import runtime_supports
 from mldeploy.errors import PermanentError, TransientError
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
@@ -85,7 +86,9 @@ def _pip(args: list[str], timeout: float = PIP_TIMEOUT_SECONDS) -> subprocess.Co
 
 def _binary_args(python: str, dest: Path) -> list[str]:
     args = ["download", "--only-binary=:all:", "--dest", str(dest), "--python-version", python]
-    args += ["--implementation", "cp", "--abi", f"cp{python.replace('.', '')}"]
+    major, minor = (int(part) for part in python.split(".")[:2])
+    abi = f"cp{major}{minor}" + ("m" if (major, minor) < (3, 8) else "")  # before 3.8 the ABI tag had an 'm'
+    args += ["--implementation", "cp", "--abi", abi]
     for platform in PLATFORMS:
         args += ["--platform", platform]
     return args
@@ -215,7 +218,11 @@ def _resolve_the_rest(
             )
     if still:
         found = diagnosis.unresolvable_requirements(
-            [(u.requirement, u.wheel_for_pinned_python, u.sdist_only) for u in still], python, python_pin, source_file
+            [(u.requirement, u.wheel_for_pinned_python, u.sdist_only) for u in still],
+            python,
+            python_pin,
+            source_file,
+            runtime_can_use=bool(python_pin) and runtime_supports(python_pin or ""),
         )
         raise PermanentError(found.summary, diagnosis=found)
     proc = _pip([*args, "--find-links", str(built_dir)])

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from mldeploy.contract import MIN_PYTHON, runtime_supports
 from mldeploy.errors import SpecProblem
 from mldeploy.spec.files import (
     DockerfileSteps,
@@ -96,6 +97,13 @@ class EnvironmentSection(Section):
             raise spec_error(
                 f"{value!r} is not a quoted version string",
                 "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)",
+            )
+        too_old = isinstance(value, str) and re.fullmatch(r"3\.[0-9]{1,2}", value) and not runtime_supports(value)
+        if too_old:
+            oldest = ".".join(map(str, MIN_PYTHON))
+            raise spec_error(
+                f"Python {value} is older than the scoring runtime supports ({oldest} or later)",
+                f"use python: '{oldest}' or later, with package versions that publish wheels for it",
             )
         return value
 
@@ -277,6 +285,17 @@ class ServiceSpec(Section):
     def app_source(self) -> Path:
         """What is copied into the app folder: the source directory, or the entry script alone."""
         return self.source_directory or self.entry_script
+
+    @property
+    def files_left_behind(self) -> tuple[str, ...]:
+        """Names beside the entry script that are not shipped (no source directory: the script goes alone)."""
+        if self.source_directory is not None:
+            return ()
+        try:
+            names = sorted(p.name for p in self.entry_script.parent.iterdir() if p != self.entry_script)
+        except OSError:
+            return ()
+        return tuple(names[:500])
 
     @property
     def entry_script_in_app(self) -> str:

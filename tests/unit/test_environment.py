@@ -289,7 +289,9 @@ def test_an_old_pin_warns_and_names_the_python_used() -> None:
     assert notice is not None
     assert notice.startswith("WARNING myenv.yml")
     assert "python=3.6.2" in notice and "using 3.11" in notice
-    assert "environment.python" in notice
+    assert "needs Python 3.10 or later" in notice  # choosing 3.6 is no way out
+    newer = python_pin_notice("3.10.4", "3.11", explicit=False, file="myenv.yml")
+    assert newer is not None and "environment.python" in newer
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,11 @@ SDKS = {"docker", "kubernetes", "azure", "httpx", "requests", "prefect"}
 ALLOWED = {
     "docker": {"mldeploy/adapters/docker_engine.py"},
     "requests": {"mldeploy/adapters/docker_engine.py"},
-    "httpx": {"mldeploy/adapters/http_probe.py", "mldeploy/adapters/oci_registry.py", "mldeploy/adapters/package_index.py"},
+    "httpx": {
+        "mldeploy/adapters/http_probe.py",
+        "mldeploy/adapters/oci_registry.py",
+        "mldeploy/adapters/package_index.py",
+    },
     "kubernetes": set(),
     "azure": set(),
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only

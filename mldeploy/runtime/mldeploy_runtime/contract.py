@@ -12,6 +12,7 @@ MODELS_ROOT = APP_ROOT + "/" + MODELS_DIR  # <model name>/<version>/<registered 
 RUNTIME_ROOT = "/opt/mldeploy/runtime"
 COMPAT_ROOT = RUNTIME_ROOT + "/compat"  # the azureml shim: last on sys.path, after the user's packages
 VENV = "/opt/mldeploy/venv"
+MIN_PYTHON = (3, 10)  # the oldest Python the runtime's pinned requirements publish wheels for
 SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
 
