@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -411,6 +412,8 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
                         return
             return
         path = scope["path"]
+        if "//" in path:  # the classic server answered //score as /score (werkzeug merges slashes)
+            path = re.sub("/{2,}", "/", path)
         method = scope["method"]
         if path == contract.SCORE_PATH and (
             method == "POST" or method == "GET" or (method == "OPTIONS" and mode == "raw")

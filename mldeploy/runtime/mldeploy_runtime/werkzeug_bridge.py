@@ -31,6 +31,8 @@ class AMLResponse(Response):
     value with commas becomes repeated headers.
     """
 
+    default_mimetype = "text/html"  # Flask's, which the classic AMLResponse inherited (werkzeug's is text/plain)
+
     def __init__(
         self,
         message: Any,
@@ -82,8 +84,9 @@ def build_request(scope: dict[str, Any], body: bytes) -> AMLRequest:
         value = raw_value.decode("latin-1")
         key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
         environ[key] = f"{environ[key]},{value}" if key in environ else value
-    if "CONTENT_LENGTH" not in environ:
-        environ["CONTENT_LENGTH"] = str(len(body))
+    # The body is already read in full (and its size checked): without a Content-Length header (a GET, a
+    # chunked upload) the request says content_length None as under gunicorn, and reads to the end.
+    environ["wsgi.input_terminated"] = True
     return AMLRequest(environ)
 
 

@@ -10,7 +10,7 @@ from azureml.contrib.services.aml_response import AMLResponse
 
 def init():
     global weights
-    with open(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "weights.json")) as f:
+    with open(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "tour_model", "weights.json")) as f:
         weights = json.load(f)
 
 
