@@ -159,7 +159,7 @@ def command(
         python = venvs["runtime"] / "bin" / "python"
         env.update(
             {
-                "PYTHONPATH": str(RUNTIME),
+                "PYTHONPATH": f"{RUNTIME}:{RUNTIME / 'compat'}",  # the image: the shim last (a .pth)
                 "AML_APP_ROOT": str(HERE),
                 "AZUREML_ENTRY_SCRIPT": "score.py",
                 "MLDEPLOY_HOST": "127.0.0.1",

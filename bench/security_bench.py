@@ -63,7 +63,7 @@ def start(kind: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     env = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir / "logreg")}
     if kind == "ours":
         env.update(
-            PYTHONPATH=str(RUNTIME),
+            PYTHONPATH=f"{RUNTIME}:{RUNTIME / 'compat'}",
             AML_APP_ROOT=str(HERE),
             AZUREML_ENTRY_SCRIPT="score.py",
             MLDEPLOY_PORT=str(port),

@@ -23,7 +23,7 @@ from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.errors import SpecError, TransientError
 from mldeploy.images import ImageRef
-from mldeploy.models import ModelVersion
+from mldeploy.models import Registrations
 from mldeploy.orchestration import (
     artifact_key,
     attach_markdown,
@@ -162,14 +162,13 @@ def _deploy(
         keep_secrets(secrets.values())
         engine = DockerEngine()
         run = RunInputs(spec, secrets, engine, make_target(spec.target, engine=engine), from_stage)
-        registration = _stage(
+        registered = _stage(
             summary, "register", lambda: register_model(spec, force=run.forced("register"), return_state=True)
         )
-        model = registration.model
-        summary.model = {"name": model.name, "version": model.version, "sha256": model.sha256}
+        summary.models = [{"name": m.name, "version": m.version, "sha256": m.sha256} for m in registered.models]
         try:
             with service_lock(spec.name):
-                _build_to_smoke(summary, run, model, force=force, no_cache=no_cache)
+                _build_to_smoke(summary, run, registered, force=force, no_cache=no_cache)
         except TimeoutError as exc:
             raise StageFailed(
                 "deploy",
@@ -192,14 +191,18 @@ def _deploy(
     )
 
 
-def _build_to_smoke(summary: RunSummary, run: RunInputs, model: ModelVersion, *, force: bool, no_cache: bool) -> None:
+def _build_to_smoke(
+    summary: RunSummary, run: RunInputs, registered: Registrations, *, force: bool, no_cache: bool
+) -> None:
     """The stages that change what serves; they run while the service's deploy slot is held."""
     spec = run.spec
     # Planning (base image, environment, no-op check) belongs to the build stage.
     result = _stage(
         summary,
         "build",
-        lambda: plan_deployment(spec, model, run.secrets, run.engine, run.target, force=force, return_state=True),
+        lambda: plan_deployment(
+            spec, registered.models, run.secrets, run.engine, run.target, force=force, return_state=True
+        ),
         record=False,
     )
     summary.notices += list(result.plan.notices)
@@ -214,7 +217,13 @@ def _build_to_smoke(summary: RunSummary, run: RunInputs, model: ModelVersion, *,
         summary,
         "build",
         lambda: build_image(
-            spec, model, result.plan, run.engine, no_cache=no_cache, force=run.forced("build"), return_state=True
+            spec,
+            registered.models,
+            result.plan,
+            run.engine,
+            no_cache=no_cache,
+            force=run.forced("build"),
+            return_state=True,
         ),
     )
     summary.stages["build"].update(
@@ -230,8 +239,10 @@ def _build_to_smoke(summary: RunSummary, run: RunInputs, model: ModelVersion, *,
     if not pushed.pushed:
         summary.stage("push", "skipped", summary.stages["push"]["seconds"], reason="no registry in the spec")
     summary.image = {"ref": pushed.ref if pushed.pushed else built.ref, "digest": pushed.digest}
-    request = deploy_request(spec, result.plan, pushed.ref, model.label, run.secrets, auth)
-    outcome = _stage(summary, "deploy", lambda: deploy_service(request, run.target, return_state=True))
+    request = deploy_request(spec, result.plan, pushed.ref, registered.label, run.secrets, auth)
+    outcome = _stage(
+        summary, "deploy", lambda: deploy_service(request, run.target, spec.files_left_behind, return_state=True)
+    )
     _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
     summary.endpoint = outcome.service_endpoint or outcome.endpoint
 

@@ -32,8 +32,8 @@ def drift_check(spec_path: str, redeploy: bool = True) -> Any:
     secrets = resolve_secrets(spec, os.environ)
     keep_secrets(secrets.values())
     engine = DockerEngine()
-    model = register_model(spec).model
-    result = plan_deployment(spec, model, secrets, engine, make_target(spec.target, engine=engine))
+    models = register_model(spec).models
+    result = plan_deployment(spec, models, secrets, engine, make_target(spec.target, engine=engine))
     report = {"service": spec.name, "drift": list(result.drift), "live": result.live.endpoint if result.live else None}
     lines = [f"# Drift check: {spec.name}", ""]
     lines += [f"- {reason}" for reason in result.drift] or ["No drift: the live service matches its spec."]

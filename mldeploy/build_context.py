@@ -34,10 +34,16 @@ def _copy_tree(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> Non
 
 
 def write_context(
-    context: Path, plan: BuildPlan, *, wheels: Path, model_files: Path, app: Path, app_roots: Sequence[Path]
+    context: Path,
+    plan: BuildPlan,
+    *,
+    wheels: Path,
+    models: Sequence[tuple[str, int, Path]],
+    app: Path,
+    app_roots: Sequence[Path],
 ) -> None:
-    """Fill ``context`` (an empty folder). ``model_files`` holds the registered file or folder; ``app`` is
-    the entry script or source folder, whose links may only lead inside ``app_roots`` (the spec's folders)."""
+    """Fill ``context`` (an empty folder). ``models``: (name, version, the folder holding the registered file or
+    folder) each; ``app`` is the entry script or source folder, whose links may only lead inside ``app_roots``."""
     (context / "Dockerfile").write_text(plan.dockerfile)
     for name, content in plan.requirement_files.items():
         (context / "requirements").mkdir(exist_ok=True)
@@ -46,9 +52,12 @@ def write_context(
     for wheel in wheels.glob("*.whl"):
         _link_or_copy(wheel, context / "wheels" / wheel.name)
     _copy_tree(RUNTIME_DIR, context / "runtime")
-    (context / "model").mkdir()
-    for entry in model_files.iterdir():
-        _copy_tree(entry, context / "model") if entry.is_file() else _copy_tree(entry, context / "model" / entry.name)
+    for name, version, files in models:
+        target = context / "model" / name / str(version)
+        target.mkdir(parents=True)
+        for entry in files.iterdir():
+            _copy_tree(entry, target) if entry.is_file() else _copy_tree(entry, target / entry.name)
     (context / "app").mkdir()
-    _copy_tree(app, context / "app", app_roots)
+    # a source directory keeps its own folder under the app folder, as the classic image had it
+    _copy_tree(app, context / "app" / app.name if app.is_dir() else context / "app", app_roots)
     (context / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")

@@ -162,7 +162,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"valid": True, "service": spec.name, "notices": list(spec.notices)}))
     else:
-        print(f"{spec.path}: valid (service {spec.name}, model {spec.model.name}, target {spec.target.kind})")
+        models = ", ".join(m.name for m in spec.all_models)
+        print(f"{spec.path}: valid (service {spec.name}, model {models}, target {spec.target.kind})")
         for notice in spec.notices:
             print(f"  note: {notice}")
     return EXIT_OK

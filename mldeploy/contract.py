@@ -8,12 +8,14 @@ from mldeploy.runtime.mldeploy_runtime.contract import (
     APP_ROOT,
     AUTH_FILE_SUFFIX,
     AUTH_KEY_VARS,
+    COMPAT_ROOT,
     CONTAINER_PORT,
     ENV_APP_ROOT,
     ENV_DEBUG,
     ENV_ENTRY_SCRIPT,
     ENV_MODEL_DIR,
     ENV_PORT,
+    ENV_SOURCE_DIRECTORY,
     INFO_PATH,
     LABEL_FINGERPRINT,
     LABEL_IMAGE,
@@ -24,6 +26,8 @@ from mldeploy.runtime.mldeploy_runtime.contract import (
     LABEL_SECRETS_DIGEST,
     LABEL_SERVICE,
     LIVENESS_PATH,
+    MIN_PYTHON,
+    MODELS_DIR,
     MODELS_ROOT,
     READINESS_PATH,
     RUNTIME_ROOT,
@@ -38,12 +42,14 @@ __all__ = [
     "APP_ROOT",
     "AUTH_FILE_SUFFIX",
     "AUTH_KEY_VARS",
+    "COMPAT_ROOT",
     "CONTAINER_PORT",
     "ENV_APP_ROOT",
     "ENV_DEBUG",
     "ENV_ENTRY_SCRIPT",
     "ENV_MODEL_DIR",
     "ENV_PORT",
+    "ENV_SOURCE_DIRECTORY",
     "INFO_PATH",
     "LABEL_FINGERPRINT",
     "LABEL_IMAGE",
@@ -54,6 +60,8 @@ __all__ = [
     "LABEL_SECRETS_DIGEST",
     "LABEL_SERVICE",
     "LIVENESS_PATH",
+    "MIN_PYTHON",
+    "MODELS_DIR",
     "MODELS_ROOT",
     "READINESS_PATH",
     "RUNTIME_ROOT",
@@ -63,3 +71,11 @@ __all__ = [
     "SWAGGER_PATH",
     "VENV",
 ]
+
+
+def runtime_supports(python: str) -> bool:
+    """Whether the scoring runtime can run on ``python`` (major.minor[.patch])."""
+    try:
+        return tuple(int(part) for part in python.split(".")[:2]) >= MIN_PYTHON
+    except ValueError:
+        return False

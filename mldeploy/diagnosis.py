@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 
 TAIL_LINES = 30
@@ -26,6 +26,9 @@ class Code(StrEnum):
     DIGEST_MISMATCH = "digest_mismatch"
     INIT_FAILED = "init_failed"
     MODEL_PATH_NOT_FOUND = "model_path_not_found"
+    MODEL_VERSION_TAKEN = "model_version_taken"
+    PATH_IS_A_FOLDER = "path_is_a_folder"
+    APP_FILE_NOT_FOUND = "app_file_not_found"
     RUN_FAILED = "run_failed"
     SCORING_TIMEOUT = "scoring_timeout"
     OUT_OF_MEMORY = "out_of_memory"
@@ -85,6 +88,18 @@ def spec_invalid(spec_path: str, problems: Sequence[str]) -> Diagnosis:
     )
 
 
+def model_version_taken(name: str, version: int, registered_from: str, source: str) -> Diagnosis:
+    """The spec asks for a model version number that the registry holds with other bytes."""
+    return Diagnosis(
+        Code.MODEL_VERSION_TAKEN,
+        f"version {version} of model {name} holds other bytes than {source}",
+        f"{name}:{version} was registered from {registered_from}; versions never change their bytes",
+        f"give these bytes another version in the spec (or none: the next free one), or another model name; "
+        f"'mldeploy models list' shows what {name} holds",
+        "register",
+    )
+
+
 # --- build -----------------------------------------------------------------------------
 
 _PIP_NO_DIST = re.compile(r"No matching distribution found for (?P<req>\S+)")
@@ -110,6 +125,51 @@ def dependency_failure(pip_output: str, file: str = "") -> Diagnosis:
         summary = "the environment's dependencies could not be resolved"
         hint = f"read the pip output below and fix {file or 'the environment file'}"
     return Diagnosis(Code.DEPENDENCY_RESOLUTION_FAILED, summary, tail(pip_output), hint, "build")
+
+
+def unresolvable_requirements(
+    failing: Sequence[tuple[str, bool, bool]],
+    python: str,
+    python_pin: str | None,
+    file: str = "",
+    *,
+    runtime_can_use: bool = True,
+) -> Diagnosis:
+    """Every requirement without a wheel for the image's Python: (requirement, the pinned Python has one,
+    only a source archive that did not build into a pure-Python wheel)."""
+    where = file or "the environment file"
+    lines, fixes = [], []
+    for requirement, pinned_has_one, sdist_only in failing:
+        if pinned_has_one and python_pin:
+            lines.append(f"{requirement}: no wheel for Python {python}, but there is one for Python {python_pin}")
+        elif sdist_only:
+            lines.append(
+                f"{requirement}: no wheel for Python {python}, and its source archive does not build into a "
+                "pure-Python wheel (it needs a compiler)"
+            )
+        else:
+            lines.append(f"{requirement}: no version has a wheel for Python {python} (manylinux x86_64)")
+    if any(pinned for _, pinned, _ in failing) and python_pin:
+        minor = ".".join(python_pin.split(".")[:2])
+        if runtime_can_use:
+            fixes.append(
+                f"set environment.python: '{minor}' (the Python {where} pins) so the image uses it, or pick "
+                f"versions of these packages that support Python {python}"
+            )
+        else:
+            fixes.append(
+                f"Python {minor}, which {where} pins, is older than the scoring runtime supports: pick versions "
+                f"of these packages that publish wheels for Python {python} (and re-save the model with them)"
+            )
+    fixes.append(f"relax or update the pins in {where}: each needs a wheel for the image's Python")
+    names = ", ".join(requirement for requirement, _, _ in failing)
+    return Diagnosis(
+        Code.DEPENDENCY_RESOLUTION_FAILED,
+        f"{len(failing)} requirement(s) cannot be installed on Python {python}: {names}",
+        "\n".join(lines),
+        "; ".join(fixes),
+        "build",
+    )
 
 
 def build_failure(build_log: str, error_message: str) -> Diagnosis:
@@ -174,8 +234,33 @@ def registry_unavailable(registry: str, message: str) -> Diagnosis:
 _CANNOT_FIND = re.compile(r"mldeploy-runtime: init\(\) could not find (?P<path>.+)$", re.MULTILINE)
 _NO_SUCH_FILE = re.compile(r"No such file or directory: '(?P<path>[^']+)'")
 _LISTING = re.compile(r"mldeploy-runtime: AZUREML_MODEL_DIR=(?P<dir>\S+) contains:\n(?P<body>(?:  .*\n?)*)")
+_IS_FOLDER = re.compile(r"mldeploy-runtime: (?P<path>.+) is a folder; a file was expected\n(?P<body>(?:  .*\n?)*)")
+_OUTSIDE = re.compile(
+    r"mldeploy-runtime: (?P<path>.+) is outside the model folder; AML_APP_ROOT=(?P<dir>\S+) contains:\n"
+    r"(?P<body>(?:  .*\n?)*)"
+)
+_ELSEWHERE = re.compile(r"mldeploy-runtime: a file named (?P<name>.+) is at (?P<path>.+)$", re.MULTILINE)
+_INSTALLED = re.compile(
+    r"mldeploy-runtime: module (?P<name>\S+) is missing although the installed distribution (?P<dist>\S+ \S+) "
+)
 _IMPORT_FAILED = re.compile(r"mldeploy-runtime: entry script \S+ failed to import")
 _NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '(?P<name>[^']+)'")
+# Imports that old v1 scripts still carry, from modules their libraries removed long ago.
+REMOVED_IMPORTS = {
+    r"cannot import name 'joblib' from 'sklearn\.externals'|No module named 'sklearn\.externals\.joblib'": (
+        "sklearn.externals.joblib was removed in scikit-learn 0.23",
+        "write 'import joblib' (and list joblib in the environment file); pinning an old scikit-learn is no way "
+        "out: the versions that had it publish no wheel for current Pythons",
+    ),
+    r"cannot import name 'six' from 'sklearn\.externals'|No module named 'sklearn\.externals\.six'": (
+        "sklearn.externals.six was removed in scikit-learn 0.23",
+        "write 'import six' (and list six in the environment file)",
+    ),
+    r"No module named 'azureml\.core\.webservice'|cannot import name '\w+' from 'azureml\.core\.webservice'": (
+        "azureml.core.webservice is the SDK's deployment API, not available inside a service",
+        "the service itself never needs it: remove the import from the scoring script",
+    ),
+}
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n|\n)*\S.*")
 
 
@@ -204,6 +289,28 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
             "out of memory); read the log above and the engine's events ('docker events'), then rerun",
             "deploy",
         )
+    elsewhere = _ELSEWHERE.search(log)
+    found_at = f"; a file named {elsewhere.group('name')} is at {elsewhere.group('path')}" if elsewhere else ""
+    if opened_folder := _IS_FOLDER.search(log):
+        return Diagnosis(
+            Code.PATH_IS_A_FOLDER,
+            f"init() opened {opened_folder.group('path')} as a file, but it is a folder",
+            f"{last_traceback(log)}\n\n{opened_folder.group('path')} contains:\n{opened_folder.group('body').rstrip()}",
+            "join the file's name to the folder path (the model was registered as a folder: "
+            "os.path.join(os.getenv('AZUREML_MODEL_DIR'), '<folder>', '<file>')); the listing shows what it holds",
+            "deploy",
+        )
+    if outside := _OUTSIDE.search(log):
+        return Diagnosis(
+            Code.APP_FILE_NOT_FOUND,
+            f"init() could not find {outside.group('path')}, a file outside the model folder{found_at}",
+            f"{last_traceback(log)}\n\n{outside.group('dir')} (the app folder) contains:\n"
+            f"{outside.group('body').rstrip()}",
+            "ship the file with the scoring script (inside the script's folder or environment.source_directory) "
+            "and open it relative to the script: os.path.join(os.path.dirname(__file__), '<file>'); "
+            "a model file belongs under model.path and AZUREML_MODEL_DIR",
+            "deploy",
+        )
     missing = _CANNOT_FIND.search(log) or _NO_SUCH_FILE.search(log)
     listing = _LISTING.search(log)
     if missing:
@@ -212,7 +319,7 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
         contents = listing.group("body").rstrip() if listing else "  (no listing in the log)"
         return Diagnosis(
             Code.MODEL_PATH_NOT_FOUND,
-            f"init() could not find the model at {path}",
+            f"init() could not find the model at {path}{found_at}",
             f"{last_traceback(log)}\n\n{folder} contains:\n{contents}",
             "build the path from AZUREML_MODEL_DIR and the registered file or folder name, e.g. "
             "os.path.join(os.getenv('AZUREML_MODEL_DIR'), '<model file>'); the listing shows what is there",
@@ -220,6 +327,22 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
         )
     if _IMPORT_FAILED.search(log):  # the script's top level raised, before init() was called
         module = _NO_MODULE.search(log)
+        for pattern, (what, fix) in REMOVED_IMPORTS.items():
+            if re.search(pattern, log):
+                return Diagnosis(
+                    Code.INIT_FAILED, f"the entry script failed to import: {what}", last_traceback(log), fix, "deploy"
+                )
+        if installed := _INSTALLED.search(log):
+            return Diagnosis(
+                Code.INIT_FAILED,
+                f"the entry script failed to import: {installed.group('name')!r} is missing although "
+                f"{installed.group('dist')} is installed",
+                last_traceback(log),
+                f"the package is installed; something hides it: a file or folder in the app named like "
+                f"{installed.group('name').split('.')[0]!r} (rename it), or an older copy of the package vendored "
+                "into the source folder",
+                "deploy",
+            )
         return Diagnosis(
             Code.INIT_FAILED,
             f"the entry script failed to import (code {exit_code})"
@@ -247,6 +370,22 @@ def container_exit(exit_code: int | None, oom_killed: bool, log: str, *, memory_
         tail(log),
         "read the container log above; the scoring runtime did not start",
         "deploy",
+    )
+
+
+def not_shipped(found: Diagnosis, left_behind: Sequence[str]) -> Diagnosis:
+    """A missing app file that sits beside the entry script on the deploying machine: it was not shipped."""
+    if found.code is not Code.APP_FILE_NOT_FOUND:
+        return found
+    path = found.summary.split("could not find ", 1)[-1].split(",", 1)[0]
+    name = path.rstrip("/").split("/")[-1]
+    if name not in left_behind:
+        return found
+    return replace(
+        found,
+        hint=f"{name} is beside the entry script on this machine, but without source_directory only the script "
+        "is shipped: set source_directory to the script's folder (source_directory: .) so the files beside it "
+        "go into the image, and open them relative to the script (os.path.dirname(__file__))",
     )
 
 

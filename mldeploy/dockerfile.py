@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 from mldeploy.contract import (
     APP_ROOT,
+    COMPAT_ROOT,
     CONTAINER_PORT,
     ENV_APP_ROOT,
     ENV_ENTRY_SCRIPT,
     ENV_MODEL_DIR,
     ENV_PORT,
+    ENV_SOURCE_DIRECTORY,
     LABEL_SERVICE,
+    MODELS_DIR,
     MODELS_ROOT,
     READINESS_PATH,
     RUNTIME_ROOT,
@@ -36,12 +39,12 @@ _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*\Z")  # \Z: '$' would a
 @dataclass(frozen=True)
 class DockerfileInputs:
     base_image: str
-    model_name: str
-    model_version: int
-    entry_script: str  # file name inside the app folder
+    models: tuple[tuple[str, int], ...]  # (registered name, version) of each model, in the spec's order
+    entry_script: str  # path inside the app folder: score.py, or <source dir>/<path of the script in it>
     has_requirements: bool
     extra_steps: str = ""  # the user's Dockerfile.steps, already checked
     service: str = ""  # labels every layer, so what a killed build leaves is found and removed
+    source_directory: str = ""  # its name: the folder under the app folder (AZUREML_SOURCE_DIRECTORY)
 
 
 # Only printable ASCII, tab and newline: no character that Docker's parser (Go's unicode.IsSpace,
@@ -118,13 +121,17 @@ def _token(value: str, what: str) -> str:
 
 def render_dockerfile(inputs: DockerfileInputs) -> str:
     base = _token(inputs.base_image, "base image")
-    model_name = _token(inputs.model_name, "model name")
+    if not inputs.models:
+        raise ValueError("a service ships at least one model")
+    models = [(_token(name, "model name"), int(version)) for name, version in inputs.models]
     script = _token(inputs.entry_script, "entry script")
     step_problems = check_extra_steps(inputs.extra_steps)
     if step_problems:
         line, message = step_problems[0]
         raise ValueError(f"unsafe extra Dockerfile steps: line {line}: {message}")
-    model_dir = f"{MODELS_ROOT}/{model_name}/{int(inputs.model_version)}"
+    # The classic layout: one model's folder is AZUREML_MODEL_DIR; several share azureml-models/ (each a folder).
+    # Relative to the working directory, as in the classic service (scripts split it: .split('/')[1] is the name).
+    model_dir = f"{MODELS_DIR}/{models[0][0]}/{models[0][1]}" if len(models) == 1 else MODELS_DIR
     lines = [
         "# syntax=docker/dockerfile:1",
         "# Rendered by mldeploy. Layers run from least to most often changed:",
@@ -133,7 +140,10 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         *([f"LABEL {LABEL_SERVICE}={_token(inputs.service, 'service name')}"] if inputs.service else []),
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
         f"RUN useradd --system --uid {SERVICE_UID} --no-create-home --shell /usr/sbin/nologin {SERVICE_USER}"
-        f" && python3 -m venv {VENV}",
+        f" && python3 -m venv {VENV}"
+        # the azureml compatibility shim goes last on sys.path: a real azureml-* package the user installs wins
+        f""" && {VENV}/bin/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"],"""
+        f""" "mldeploy-compat.pth").write_text("{COMPAT_ROOT}\\n")'""",
         "",
         "# Python environment: wheels resolved on the host, installed offline (hermetic, cacheable).",
         "COPY wheels/ /tmp/wheels/",
@@ -150,8 +160,8 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         "# Scoring runtime (no Prefect, no pipeline code inside the image)",
         f"COPY runtime/ {RUNTIME_ROOT}/",
         "",
-        f"# The registered model, where {ENV_MODEL_DIR} points ({model_name} version {int(inputs.model_version)})",
-        f"COPY model/ {model_dir}/",
+        f"# The registered model(s); {ENV_MODEL_DIR} is {model_dir}",
+        *[f"COPY model/{name}/{version}/ {MODELS_ROOT}/{name}/{version}/" for name, version in models],
         "",
         "ENV "
         + " ".join(
@@ -161,6 +171,11 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
                 f"{ENV_APP_ROOT}={APP_ROOT}",
                 f"{ENV_MODEL_DIR}={model_dir}",
                 f"{ENV_ENTRY_SCRIPT}={script}",
+                *(
+                    [f"{ENV_SOURCE_DIRECTORY}={_token(inputs.source_directory, 'source directory')}"]
+                    if inputs.source_directory
+                    else []
+                ),
                 f"{ENV_PORT}={CONTAINER_PORT}",
             ]
         ),
@@ -178,7 +193,7 @@ def render_dockerfile(inputs: DockerfileInputs) -> str:
         ),
         'CMD ["python3", "-m", "mldeploy_runtime"]',
         "",
-        "# The scoring script and its folder: the layer that changes most",
+        "# The scoring script, or its source directory as a folder of its own: the layer that changes most",
         f"COPY --chown={SERVICE_UID} app/ {APP_ROOT}/",
         "",
     ]

@@ -9,23 +9,40 @@ packages that have no pip equivalent are a clear error (naming the file and the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from mldeploy.contract import MIN_PYTHON, runtime_supports
 from mldeploy.errors import SpecError, SpecProblem
 
-# Packages of the classic serving stack; our runtime serves the script instead.
+# Packages of the classic SDK's serving stack and its meta-packages: our runtime serves the script instead,
+# and its shim provides what scripts import from them (Model.get_model_path, rawhttp, ModelDataCollector).
+# Other azureml-* packages a user lists (azureml-train-automl-runtime...) are installed as they are.
 SERVING_STACK = {
     "azureml-defaults",
     "azureml-inference-server-http",
     "azureml-core",
+    "azureml-sdk",
+    "azureml-monitoring",
     "azureml-model-management-sdk",
     "azureml-contrib-services",
+    "azureml-contrib-server",
 }
+# pip options the classic SDK wrote into environment files (index and find-links lines).
+INDEX_OPTIONS = {
+    "-i": "--extra-index-url",  # the host's configured index stays the main one
+    "--index-url": "--extra-index-url",
+    "--extra-index-url": "--extra-index-url",
+    "-f": "--find-links",
+    "--find-links": "--find-links",
+}
+HARMLESS_OPTIONS = {"--trusted-host", "--pre", "--prefer-binary", "--no-cache-dir"}
+PUBLIC_INDEX_HOSTS = ("pypi.org", "pypi.python.org", "files.pythonhosted.org")
 # Conda packages whose pip distribution has another name.
 CONDA_TO_PIP = {
     "pytorch": "torch",
@@ -86,6 +103,7 @@ class PythonEnvironment:
     requirements: tuple[str, ...]
     python_pin: str | None  # the python= pin of a conda file, if any
     notices: tuple[str, ...]
+    index_options: tuple[str, ...] = ()  # pip options for the wheelhouse (only when the user allows them)
 
 
 def load_environment(
@@ -104,19 +122,54 @@ def load_environment(
     return parse_requirements(text, str(path), allow_direct_urls=allow_direct_urls)
 
 
+@dataclass
+class _Reading:
+    """What reading one environment file found: problems, notices, and the index options to use."""
+
+    file: str
+    allow_direct_urls: bool
+    problems: list[SpecProblem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+    def option(self, line: str, where: str) -> None:
+        """A pip option line: the index and find-links lines the classic SDK wrote are accepted."""
+        name, _, value = line.replace("=", " ", 1).partition(" ")
+        value = value.strip()
+        if name in HARMLESS_OPTIONS:
+            self.notices.append(f"{self.file} ({where}): pip option {name} is not needed here and is ignored")
+            return
+        if name not in INDEX_OPTIONS or not value:
+            self.problems.append(
+                SpecProblem(
+                    self.file,
+                    where,
+                    f"pip option {line!r} is not supported",
+                    "list package requirements (and index or find-links lines, which are used only when the "
+                    "user allows it); other options are set on the host",
+                )
+            )
+            return
+        host = urllib.parse.urlsplit(value).hostname or ""
+        if host.endswith(PUBLIC_INDEX_HOSTS):
+            self.notices.append(
+                f"{self.file} ({where}): {name} {value} is the public index: the configured one is used"
+            )
+        elif not value.startswith(("https://", "http://")):
+            self.notices.append(f"{self.file} ({where}): {name} {value} is not a URL and is ignored")
+        elif not self.allow_direct_urls:
+            self.notices.append(
+                f"{self.file} ({where}): {name} {value} is ignored: packages come from the configured index "
+                "(the user may allow other sources with --allow-direct-urls)"
+            )
+        else:
+            self.options += [INDEX_OPTIONS[name], value]
+            self.notices.append(f"{self.file} ({where}): {name} {value} is used as an extra source of wheels")
+
+
 def _requirement(
     line: str, file: str, where: str, problems: list[SpecProblem], *, allow_direct_urls: bool = False
 ) -> Requirement | None:
-    if line.startswith("-"):
-        problems.append(
-            SpecProblem(
-                file,
-                where,
-                f"pip option {line!r} is not supported",
-                "list package requirements only; the index is configured on the host",
-            )
-        )
-        return None
     try:
         req = Requirement(line)
     except InvalidRequirement as exc:
@@ -149,32 +202,40 @@ def _keep(reqs: list[Requirement], notices: list[str], file: str) -> tuple[str, 
         name = req.name.lower().replace("_", "-")
         if name in SERVING_STACK:
             notices.append(
-                f"{file}: {req.name} is the classic AzureML serving stack; the mldeploy scoring "
-                "runtime replaces it (azureml.core.Model.get_model_path keeps working)"
+                f"{file}: {req.name} is the classic AzureML SDK's serving stack; the mldeploy scoring runtime "
+                "replaces it (Model.get_model_path, rawhttp and ModelDataCollector keep working)"
             )
             continue
         kept.append(str(req))
     return tuple(dict.fromkeys(kept))
 
 
+def _pip_line(reading: _Reading, line: str, where: str, reqs: list[Requirement]) -> None:
+    if line.startswith("-"):
+        reading.option(line, where)
+        return
+    req = _requirement(line, reading.file, where, reading.problems, allow_direct_urls=reading.allow_direct_urls)
+    if req is not None:
+        reqs.append(req)
+
+
 def parse_requirements(text: str, file: str, *, allow_direct_urls: bool = False) -> PythonEnvironment:
-    problems: list[SpecProblem] = []
+    reading = _Reading(file, allow_direct_urls)
     reqs: list[Requirement] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        req = _requirement(line, file, f"line {number}", problems, allow_direct_urls=allow_direct_urls)
-        if req is not None:
-            reqs.append(req)
-    if problems:
-        raise SpecError(file, problems)
-    notices: list[str] = []
-    return PythonEnvironment(_keep(reqs, notices, file), None, tuple(notices))
+        _pip_line(reading, line, f"line {number}", reqs)
+    if reading.problems:
+        raise SpecError(file, reading.problems)
+    kept = _keep(reqs, reading.notices, file)
+    return PythonEnvironment(kept, None, tuple(reading.notices), tuple(reading.options))
 
 
 def parse_conda(text: str, file: str, *, allow_direct_urls: bool = False) -> PythonEnvironment:
-    problems: list[SpecProblem] = []
+    reading = _Reading(file, allow_direct_urls)
+    problems = reading.problems
     try:
         doc: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -191,7 +252,7 @@ def parse_conda(text: str, file: str, *, allow_direct_urls: bool = False) -> Pyt
                 )
             ],
         )
-    notices: list[str] = []
+    notices = reading.notices
     if doc.get("channels"):
         notices.append(f"{file}: conda channels are not used; packages are installed from pip wheels")
     python_pin: str | None = None
@@ -211,11 +272,7 @@ def parse_conda(text: str, file: str, *, allow_direct_urls: bool = False) -> Pyt
                     )
                     continue
                 for j, item in enumerate(items):
-                    req = _requirement(
-                        str(item).strip(), file, f"{where}.pip[{j}]", problems, allow_direct_urls=allow_direct_urls
-                    )
-                    if req is not None:
-                        reqs.append(req)
+                    _pip_line(reading, str(item).strip(), f"{where}.pip[{j}]", reqs)
             continue
         match = CONDA_SPEC.match(str(dep).strip())
         if match is None:
@@ -253,7 +310,8 @@ def parse_conda(text: str, file: str, *, allow_direct_urls: bool = False) -> Pyt
             reqs.append(req)
     if problems:
         raise SpecError(file, problems)
-    return PythonEnvironment(_keep(reqs, notices, file), python_pin, tuple(notices))
+    kept = _keep(reqs, notices, file)
+    return PythonEnvironment(kept, python_pin, tuple(notices), tuple(reading.options))
 
 
 def python_pin_notice(pin: str | None, base_python: str, explicit: bool, file: str) -> str | None:
@@ -263,7 +321,11 @@ def python_pin_notice(pin: str | None, base_python: str, explicit: bool, file: s
     pin_minor = ".".join(pin.split(".")[:2])
     if pin_minor == base_python:
         return None
+    if runtime_supports(pin_minor):
+        choose = "Set environment.python or environment.base_image to choose another."
+    else:
+        choose = f"The scoring runtime needs Python {'.'.join(map(str, MIN_PYTHON))} or later."
     return (
         f"WARNING {file}: python={pin} is pinned, but the base image has Python {base_python}; "
-        f"using {base_python}. Set environment.python or environment.base_image to choose another."
+        f"using {base_python}. {choose}"
     )

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mldeploy import diagnosis
 from mldeploy.errors import PermanentError
 from mldeploy.fingerprint import UnsafeFile, fingerprint, hash_content, stat_fingerprint, walk_files
 
@@ -53,6 +54,26 @@ class ModelVersion:
         values = dict(data)
         values["files"] = tuple(values.get("files", ()))  # type: ignore[arg-type]
         return ModelVersion(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Registrations:
+    """The models of one service, in the spec's order (one, or several with ``models:``)."""
+
+    items: tuple[Registration, ...]
+
+    @property
+    def models(self) -> tuple[ModelVersion, ...]:
+        return tuple(item.model for item in self.items)
+
+    @property
+    def reused(self) -> bool:
+        """Every model was seen unchanged before (nothing read again): the stage shows as cached."""
+        return all(item.reused for item in self.items)
+
+    @property
+    def label(self) -> str:
+        return ",".join(model.label for model in self.models)
 
 
 def _bounded_copy(source: Path, target: Path, size: int) -> None:
@@ -158,8 +179,13 @@ class ModelRegistry:
         force: bool = False,
         roots: Sequence[Path] | None = None,
         max_bytes: int | None = None,
+        version: int | None = None,
     ) -> Registration:
         """Register ``source`` (a file or folder) under ``name``; the same bytes keep their version.
+
+        ``version`` (a number carried over from an Azure ML workspace, which scripts may have in their paths):
+        these bytes as that version — reused when it holds them, created when the number is free, refused
+        (before anything is written) when it holds other bytes.
 
         A source unchanged since it was last registered (same path, names, sizes and times) is not
         hashed again, unless ``force``. Only regular files are read, links only inside ``roots``
@@ -168,7 +194,7 @@ class ModelRegistry:
         if not force:
             with self._lock(name):
                 known = self._known(name, source)
-            if known is not None:
+            if known is not None and version in (None, known.version):
                 return Registration(known, created_new=False, reused=True)
         content = hash_content(source, roots, max_bytes)
         with self._lock(name):
@@ -177,10 +203,15 @@ class ModelRegistry:
                 shutil.rmtree(stale, ignore_errors=True)
             existing = self.versions(name)
             for model in existing:
-                if model.sha256 == content.sha256 and model.basename == source.name:
+                same = model.sha256 == content.sha256 and model.basename == source.name
+                if version is not None and model.version == version and not same:
+                    found = diagnosis.model_version_taken(name, version, str(model.source), str(source))
+                    raise PermanentError(found.summary, diagnosis=found)
+                if same and version in (None, model.version):
                     self._remember(name, source, model)
                     return Registration(model, created_new=False)
-            version = (existing[-1].version if existing else 0) + 1
+            if version is None:
+                version = (existing[-1].version if existing else 0) + 1
             model = ModelVersion(
                 name=name,
                 version=version,

@@ -39,6 +39,8 @@ class BuildPlan:
     deploy_fingerprint: str
     notices: tuple[str, ...]
     secrets_digest: str = ""  # keyed digest of the secret values the service will run with
+    index_options: tuple[str, ...] = ()  # pip index options the user allowed (environment file lines)
+    python_pin: str | None = None  # the environment file's python= pin, to explain a missing wheel
 
     @property
     def local_ref(self) -> str:
@@ -64,7 +66,7 @@ def runtime_requirements() -> str:
 
 def make_plan(
     spec: ServiceSpec,
-    model: ModelVersion,
+    models: Sequence[ModelVersion],
     env: PythonEnvironment,
     *,
     base_image: str,
@@ -90,11 +92,11 @@ def make_plan(
     dockerfile = render_dockerfile(
         DockerfileInputs(
             base_image=base_image,
-            model_name=model.name,
-            model_version=model.version,
+            models=tuple((model.name, model.version) for model in models),
             entry_script=spec.entry_script_in_app,
             has_requirements="user.txt" in requirement_files,
             service=spec.name,
+            source_directory=spec.source_directory.name if spec.source_directory else "",
             extra_steps=extra.read_text() if extra else "",
         )
     )
@@ -102,9 +104,10 @@ def make_plan(
         {
             "dockerfile": dockerfile,
             "requirements": requirement_files,
+            "index_options": list(env.index_options),
             "base_image_id": base_image_id,
             "runtime": hash_content(RUNTIME_DIR).sha256,
-            "model": [model.name, model.version, model.sha256],
+            "models": [[model.name, model.version, model.sha256] for model in models],
             "app": hash_content(spec.app_source, spec.roots, spec.limits.max_bytes).sha256,
         }
     )
@@ -131,6 +134,8 @@ def make_plan(
         deploy_fingerprint=deploy_fp,
         notices=tuple(notices),
         secrets_digest=secrets_digest,
+        index_options=env.index_options,
+        python_pin=env.python_pin,
     )
 
 

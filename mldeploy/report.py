@@ -19,7 +19,10 @@ def spec_summary_markdown(spec: ServiceSpec) -> str:
     rows = [
         ("service", spec.name),
         ("spec file", str(spec.path)),
-        ("model", f"{spec.model.name} from {spec.model.path}"),
+        *[
+            ("model", f"{m.name} from {m.path}" if m.path else f"{m.name} version {m.version} (registered)")
+            for m in spec.all_models
+        ],
         ("entry script", str(spec.entry_script)),
         ("environment", str(spec.environment.file)),
         (

@@ -23,10 +23,12 @@ class CaseResult:
     problems: tuple[str, ...]
     response_excerpt: str
     error: str = ""  # why there was no answer (connection refused, timeout)
+    sent: str = ""  # what was sent, for the table
 
     def row(self) -> dict[str, str]:
         return {
             "request": self.name,
+            "sent": self.sent,
             "status": str(self.status) if self.status is not None else "no answer",
             "expected": str(self.expected_status),
             "latency ms": f"{self.latency_ms:.1f}",
@@ -74,8 +76,21 @@ def judge(case: SmokeCase, status: int | None, body: str, seconds: float, error:
         except ValueError:
             actual = body
         problems += differences(case.expect, actual)
+    if status is not None and case.expect_text is not None and body != case.expect_text:
+        shown = body if len(body) <= 80 else body[:80] + "…"
+        problems.append(f"expected the text {case.expect_text[:80]!r}, got {shown!r}")
     latency_ms = seconds * 1000
     if case.max_latency_ms is not None and latency_ms > case.max_latency_ms:
         problems.append(f"took {latency_ms:.0f} ms, limit {case.max_latency_ms:g} ms")
     excerpt = body if len(body) <= 200 else body[:200] + "…"
-    return CaseResult(case.name, status, case.expect_status, latency_ms, not problems, tuple(problems), excerpt, error)
+    return CaseResult(
+        case.name,
+        status,
+        case.expect_status,
+        latency_ms,
+        not problems,
+        tuple(problems),
+        excerpt,
+        error,
+        case.description(),
+    )

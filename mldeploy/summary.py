@@ -23,7 +23,7 @@ class RunSummary:
     failed_stage: str | None = None
     diagnosis: dict[str, str] | None = None
     endpoint: str | None = None
-    model: dict[str, Any] | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)  # every model of the service, in the spec's order
     image: dict[str, Any] | None = None
     flow_run_id: str | None = None
     ui_url: str | None = None
@@ -77,7 +77,8 @@ class RunSummary:
             "failed_stage": self.failed_stage,
             "diagnosis": self.diagnosis,
             "endpoint": self.endpoint,
-            "model": self.model,
+            "model": self.models[0] if self.models else None,
+            "models": self.models,
             "image": self.image,
             "flow_run_id": self.flow_run_id,
             "ui_url": self.ui_url,

@@ -67,7 +67,7 @@ def existing_image(engine: DockerEngine, plan: BuildPlan) -> str | None:
 @reports_failure("build", lambda spec, *a, **k: spec.name)
 def build_image(
     spec: ServiceSpec,
-    model: ModelVersion,
+    models: tuple[ModelVersion, ...],
     plan: BuildPlan,
     engine: DockerEngine,
     no_cache: bool = False,
@@ -97,7 +97,15 @@ def build_image(
             progress.note("build", line)  # the steps that do work; metadata steps go by in an instant
 
     try:
-        wheelhouse = resolve(settings.home, plan.requirement_files, plan.python, source_file=str(spec.environment.file))
+        wheelhouse = resolve(
+            settings.home,
+            plan.requirement_files,
+            plan.python,
+            source_file=str(spec.environment.file),
+            index_options=plan.index_options,
+            python_pin=plan.python_pin,
+            build_sdist=lambda sdist, out: engine.build_wheel(plan.base_image, sdist, out),
+        )
         on_line(
             f"wheelhouse {'reused' if wheelhouse.cached else 'resolved'}: {len(wheelhouse.wheels)} wheels "
             f"for Python {plan.python} in {wheelhouse.path}"
@@ -107,15 +115,15 @@ def build_image(
                 Path(context),
                 plan,
                 wheels=wheelhouse.path,
-                model_files=ModelRegistry(settings.home).files_path(model),
+                models=[(m.name, m.version, ModelRegistry(settings.home).files_path(m)) for m in models],
                 app=spec.app_source,
                 app_roots=spec.roots,
             )
             labels = {
                 LABEL_SERVICE: spec.name,
                 LABEL_IMAGE_FINGERPRINT: plan.image_fingerprint,
-                LABEL_MODEL: model.label,
-                LABEL_MODEL_SHA256: model.sha256,
+                LABEL_MODEL: ",".join(m.label for m in models),
+                LABEL_MODEL_SHA256: ",".join(m.sha256 for m in models),
             }
             result = engine.build(Path(context), plan.local_ref, labels, on_line, no_cache=no_cache)
     except MldeployError as exc:

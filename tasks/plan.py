@@ -38,7 +38,7 @@ def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: 
 @reports_failure("plan", lambda spec, *a, **k: spec.name)
 def plan_deployment(
     spec: ServiceSpec,
-    model: ModelVersion,
+    models: tuple[ModelVersion, ...],
     secrets: ResolvedSecrets,
     engine: DockerEngine,
     target: Target,
@@ -55,7 +55,7 @@ def plan_deployment(
         )
     plan = make_plan(
         spec,
-        model,
+        models,
         load_environment(
             spec.environment.conda_file, spec.environment.requirements, allow_direct_urls=spec.limits.allow_direct_urls
         ),

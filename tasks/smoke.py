@@ -67,7 +67,7 @@ def smoke_test(
     headers = auth_headers(auth_keys)
     with target.open_endpoint(outcome) as endpoint:
         for case in spec.smoke:
-            reply = probe.post(endpoint + SCORE_PATH, case.body(), timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
+            reply = probe.send(endpoint + SCORE_PATH, case.http_request(), REQUEST_TIMEOUT_SECONDS, headers)
             result = judge(case, reply.status, reply.body, reply.seconds, reply.error)
             log.info(
                 "%s: %s in %.1f ms%s",

@@ -34,7 +34,11 @@ def validate_spec(
     for notice in spec.notices:
         logger().warning(notice)
     logger().info(
-        "spec %s is valid: service %s, model %s, target %s", spec.path, spec.name, spec.model.name, spec.target.kind
+        "spec %s is valid: service %s, model(s) %s, target %s",
+        spec.path,
+        spec.name,
+        ", ".join(m.name for m in spec.all_models),
+        spec.target.kind,
     )
     attach_markdown(artifact_key(spec.name, "spec"), spec_summary_markdown(spec), "The validated service spec")
     return spec

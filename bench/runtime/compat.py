@@ -159,7 +159,7 @@ def classic_pythonpath(work: Path) -> Path:
     for rel, text in CLASSIC_SHIM.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    shutil.copytree(RUNTIME / "azureml" / "core", root / "azureml" / "core")
+    shutil.copytree(RUNTIME / "compat" / "azureml" / "core", root / "azureml" / "core")
     return root
 
 
@@ -175,7 +175,9 @@ def start(kind: str, fixture: str, venvs: dict[str, Path], work: Path, shim: Pat
         cmd += ["--entry_script", str(FIXTURES / fixture / "score.py"), "--model_dir", str(model_dir)]
         cmd += ["--port", str(port)]
     else:
-        env.update({"PYTHONPATH": str(RUNTIME), "MLDEPLOY_HOST": "127.0.0.1", "MLDEPLOY_PORT": str(port)})
+        env.update(
+            {"PYTHONPATH": f"{RUNTIME}:{RUNTIME / 'compat'}", "MLDEPLOY_HOST": "127.0.0.1", "MLDEPLOY_PORT": str(port)}
+        )
         cmd = [str(venvs["runtime"] / "bin" / "python"), "-m", "mldeploy_runtime"]
     log = open(work / f"{fixture}-{kind}.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(work))

@@ -284,6 +284,42 @@ class DockerEngine:
                 continue  # in use or already gone
         return removed
 
+    def build_wheel(self, image: str, sdist: Path, out: Path) -> Path | None:
+        """Build ``sdist`` into a wheel in a container of ``image`` with no network (its setup code never
+        runs on this machine); the wheel in ``out``, or None when it does not build there."""
+        import os
+
+        before = set(out.glob("*.whl"))
+        try:
+            with translated(f"build a wheel from {sdist.name}"):
+                self.client.containers.run(
+                    image,
+                    [
+                        "python3",
+                        "-m",
+                        "pip",
+                        "wheel",
+                        "--no-deps",
+                        "--no-build-isolation",
+                        "--no-index",
+                        "--wheel-dir",
+                        "/out",
+                        f"/src/{sdist.name}",
+                    ],
+                    volumes={
+                        str(sdist.parent): {"bind": "/src", "mode": "ro"},
+                        str(out): {"bind": "/out", "mode": "rw"},
+                    },
+                    environment={"HOME": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                    user=f"{os.getuid()}:{os.getgid()}",
+                    network_disabled=True,
+                    remove=True,
+                )
+        except PermanentError:
+            return None  # it needs a compiler or a build backend the image lacks
+        made = sorted(set(out.glob("*.whl")) - before)
+        return made[0] if made else None
+
     def prune_images(self, labels: dict[str, str], keep: int) -> list[str]:
         """Remove all but the ``keep`` newest images with these labels; images in use stay."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}

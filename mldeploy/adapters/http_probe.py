@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from mldeploy.spec.smoke import SmokeRequest
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -26,11 +28,21 @@ class HttpProbe:
         except httpx.HTTPError:
             return False
 
-    def post(self, url: str, body: bytes, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Reply:
+    def send(
+        self, url: str, request: SmokeRequest, timeout: float = 30.0, headers: dict[str, str] | None = None
+    ) -> Reply:
+        """One smoke request (JSON, raw bytes, multipart or GET); no answer is a Reply, not an exception."""
         start = time.perf_counter()
         try:
-            response = self.client.post(
-                url, content=body, timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})}
+            response = self.client.request(
+                request.method,
+                url,
+                params=request.params or None,
+                headers={**request.headers, **(headers or {})},
+                content=request.content,
+                files=request.files or None,
+                data=request.data or None,
+                timeout=timeout,
             )
         except httpx.TimeoutException as exc:
             return Reply(None, "", time.perf_counter() - start, f"timeout: {exc}")

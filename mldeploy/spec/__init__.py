@@ -11,11 +11,11 @@ from mldeploy.spec.document import (
     ModelSection,
     RegistrySection,
     ServiceSpec,
-    SmokeCase,
 )
 from mldeploy.spec.files import UserLimits
 from mldeploy.spec.loading import load_spec, read_yaml, service_name_of
 from mldeploy.spec.secrets import ResolvedSecrets, resolve_secrets
+from mldeploy.spec.smoke import SmokeCase, SmokeRequest
 from mldeploy.spec.targets import (
     TARGET_KINDS,
     AciTarget,
@@ -40,6 +40,7 @@ __all__ = [
     "ResolvedSecrets",
     "ServiceSpec",
     "SmokeCase",
+    "SmokeRequest",
     "TargetSection",
     "UserLimits",
     "load_spec",

@@ -9,13 +9,13 @@ exist and are contained.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from mldeploy.contract import MIN_PYTHON, runtime_supports
 from mldeploy.errors import SpecProblem
 from mldeploy.spec.files import (
     DockerfileSteps,
@@ -29,6 +29,7 @@ from mldeploy.spec.files import (
     problems_error,
     resolve_path,
 )
+from mldeploy.spec.smoke import SmokeCase
 from mldeploy.spec.targets import EnvVars, LocalTarget, TargetSection
 from mldeploy.spec.types import (
     DnsLabel,
@@ -46,7 +47,6 @@ from mldeploy.spec.types import (
 # The entry script's relative path reaches the Dockerfile (AZUREML_ENTRY_SCRIPT): plain names only.
 SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py")
 SCRIPT_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-MAX_SMOKE_BODY_BYTES = 256 * 1024
 SecretSource = Annotated[
     str,
     Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255),
@@ -55,11 +55,22 @@ SecretSource = Annotated[
 
 
 class ModelSection(Section):
-    """The model to register and ship with the image."""
+    """A model to register (``path``) or an already registered version (``version``), shipped with the image."""
 
-    name: ModelName = Field(description="Name in the model registry.")
-    path: SpecFileOrFolder = Field(description="The model file or folder, relative to the spec.")
+    name: ModelName = Field(description="Name in the model registry (what Model.get_model_path(name) asks for).")
+    path: SpecFileOrFolder | None = Field(
+        None, description="The model file or folder, relative to the spec; registered (same bytes, same version)."
+    )
+    version: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        None, description="A registered version to deploy (with path: the version those bytes must have)."
+    )
     description: Text = Field("", description="Free text kept with the model version.")
+
+    @model_validator(mode="after")
+    def _path_or_version(self) -> ModelSection:
+        if self.path is None and self.version is None:
+            raise spec_error("names neither a path nor a version", "set path (the model file or folder) or version")
+        return self
 
 
 class EnvironmentSection(Section):
@@ -86,6 +97,13 @@ class EnvironmentSection(Section):
             raise spec_error(
                 f"{value!r} is not a quoted version string",
                 "quote it, e.g. python: '3.11' (unquoted, 3.10 reads as 3.1)",
+            )
+        too_old = isinstance(value, str) and re.fullmatch(r"3\.[0-9]{1,2}", value) and not runtime_supports(value)
+        if too_old:
+            oldest = ".".join(map(str, MIN_PYTHON))
+            raise spec_error(
+                f"Python {value} is older than the scoring runtime supports ({oldest} or later)",
+                f"use python: '{oldest}' or later, with package versions that publish wheels for it",
             )
         return value
 
@@ -132,48 +150,18 @@ class DeploySection(Section):
     debug: bool = Field(False, description="500 responses carry the error text (debugging only).")
 
 
-class SmokeCase(Section):
-    """One request the smoke stage sends to the new version before it serves."""
-
-    name: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = Field(
-        "", description="Shown in the smoke table; default 'request N'."
-    )
-    request: Any = Field(description="The body: a JSON document (sent as JSON) or a string (sent as is).")
-    expect_status: Annotated[int, Field(ge=100, le=599), Fix("use an HTTP status such as 200")] = Field(
-        200, description="Expected HTTP status."
-    )
-    expect: Any = Field(None, description="Expected JSON response; numbers compare with a relative tolerance of 1e-6.")
-    max_latency_ms: Annotated[float, Field(gt=0, le=3_600_000), Fix("use milliseconds, e.g. 500")] | None = Field(
-        None, description="Slowest acceptable answer."
-    )
-
-    @field_validator("request", mode="after")
-    @classmethod
-    def _bounded_body(cls, request: Any) -> Any:
-        size = len(request.encode() if isinstance(request, str) else json.dumps(request).encode())
-        if size > MAX_SMOKE_BODY_BYTES:
-            raise spec_error(
-                f"the request body is {size} bytes, more than {MAX_SMOKE_BODY_BYTES}",
-                "smoke requests are samples: keep each under 256 KiB",
-            )
-        return request
-
-    @property
-    def has_expect(self) -> bool:
-        return "expect" in self.model_fields_set
-
-    def body(self) -> bytes:
-        if isinstance(self.request, str):
-            return self.request.encode()
-        return json.dumps(self.request).encode()
-
-
 class ServiceSpec(Section):
     """A scoring service: a model, a scoring script, its environment, where it runs and how it is checked."""
 
     name: DnsLabel = Field(description="Service name: the container, image and artifact names.")
     description: Text = Field("", description="Free text.")
-    model: ModelSection = Field(description="The model to register.")
+    model: ModelSection | None = Field(None, description="The model (or use models: for several).")
+    models: tuple[ModelSection, ...] = Field(
+        (),
+        strict=False,
+        description="Several models in one service: each under azureml-models/NAME/VERSION, "
+        "found with Model.get_model_path(name).",
+    )
     source_directory: SpecFolder | None = Field(
         None, description="A folder copied into the app (entry_script is inside it)."
     )
@@ -202,6 +190,17 @@ class ServiceSpec(Section):
             self._notices = tuple(context.notices)
             self._roots = context.roots()
             self._limits = context.limits
+
+    @field_validator("source_directory", mode="after")
+    @classmethod
+    def _plain_folder_name(cls, folder: Path | None) -> Path | None:
+        # its name becomes a folder in the image and AZUREML_SOURCE_DIRECTORY
+        if folder is not None and not SCRIPT_FOLDER.fullmatch(folder.name):
+            raise spec_error(
+                f"the folder name {folder.name!r} cannot be used in the image",
+                "name the folder with letters, digits, '_', '.', '-'",
+            )
+        return folder
 
     @field_validator("entry_script", mode="before")
     @classmethod
@@ -237,7 +236,21 @@ class ServiceSpec(Section):
             for index, case in enumerate(cases)
         )
 
+    @field_validator("models", mode="after")
+    @classmethod
+    def _distinct_names(cls, models: tuple[ModelSection, ...]) -> tuple[ModelSection, ...]:
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise spec_error(f"{', '.join(twice)} appears twice", "give each model its own name")
+        return models
+
     # --- derived -------------------------------------------------------------------------------
+    @property
+    def all_models(self) -> tuple[ModelSection, ...]:
+        """The model, or the models, as one tuple (exactly one of model/models is set: see loading)."""
+        return (self.model,) if self.model is not None else self.models
+
     @property
     def path(self) -> Path:
         """The spec file itself."""
@@ -274,8 +287,20 @@ class ServiceSpec(Section):
         return self.source_directory or self.entry_script
 
     @property
+    def files_left_behind(self) -> tuple[str, ...]:
+        """Names beside the entry script that are not shipped (no source directory: the script goes alone)."""
+        if self.source_directory is not None:
+            return ()
+        try:
+            names = sorted(p.name for p in self.entry_script.parent.iterdir() if p != self.entry_script)
+        except OSError:
+            return ()
+        return tuple(names[:500])
+
+    @property
     def entry_script_in_app(self) -> str:
-        """The entry script's path inside the app folder (AZUREML_ENTRY_SCRIPT)."""
+        """The entry script's path inside the app folder (AZUREML_ENTRY_SCRIPT): the classic image kept the
+        source directory as a folder of its own name, ``/var/azureml-app/<source dir>/<script>``."""
         if self.source_directory is None:
             return self.entry_script.name
-        return self.entry_script.relative_to(self.source_directory).as_posix()
+        return f"{self.source_directory.name}/{self.entry_script.relative_to(self.source_directory).as_posix()}"

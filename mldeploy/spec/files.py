@@ -105,13 +105,14 @@ def resolve_path(value: Any, info: ValidationInfo, kind: PathKind, *, base: Path
     return real
 
 
-def _spec_path(kind: PathKind) -> BeforeValidator:
+def spec_path_validator(kind: PathKind) -> BeforeValidator:
+    """Resolve a path field inside the spec's folder (see :func:`resolve_path`)."""
     return BeforeValidator(lambda value, info: resolve_path(value, info, kind))
 
 
 FIX_PATH = Fix("name a path relative to the spec's folder, inside it")
-SpecFolder = Annotated[Path, _spec_path("folder"), FIX_PATH]
-SpecFileOrFolder = Annotated[Path, _spec_path("file or folder"), FIX_PATH]
+SpecFolder = Annotated[Path, spec_path_validator("folder"), FIX_PATH]
+SpecFileOrFolder = Annotated[Path, spec_path_validator("file or folder"), FIX_PATH]
 
 
 # --- what is inside the named files --------------------------------------------------------------
@@ -132,7 +133,7 @@ def _check_environment_file(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-EnvironmentFile = Annotated[Path, _spec_path("file"), AfterValidator(_check_environment_file), FIX_PATH]
+EnvironmentFile = Annotated[Path, spec_path_validator("file"), AfterValidator(_check_environment_file), FIX_PATH]
 
 
 def _check_dockerfile_steps(path: Path, info: ValidationInfo) -> Path:
@@ -155,7 +156,7 @@ def _check_dockerfile_steps(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-DockerfileSteps = Annotated[Path, _spec_path("file"), AfterValidator(_check_dockerfile_steps), FIX_PATH]
+DockerfileSteps = Annotated[Path, spec_path_validator("file"), AfterValidator(_check_dockerfile_steps), FIX_PATH]
 
 
 def entry_script_problems(path: Path) -> list[tuple[str, str]]:

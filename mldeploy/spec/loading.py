@@ -118,6 +118,19 @@ def _override_target(raw: dict[str, Any], kind: str, notices: list[str]) -> None
 def _cross_section_problems(raw: Mapping[str, Any], spec_file: str) -> list[SpecProblem]:
     """Checks that span sections (models validate each section on its own)."""
     found: list[SpecProblem] = []
+    if raw.get("model") is None and not raw.get("models"):
+        found.append(
+            SpecProblem(
+                spec_file,
+                "model",
+                "missing: the spec names no model",
+                "add 'model: {name: ..., path: ...}' (or models:)",
+            )
+        )
+    elif raw.get("model") is not None and raw.get("models"):
+        found.append(
+            SpecProblem(spec_file, "models", "set together with model", "keep model (one) or models (several)")
+        )
     target = raw.get("target") if isinstance(raw.get("target"), dict) else {}
     kind = target.get("kind", "local") if isinstance(target, dict) else "local"
     if kind in TARGET_KINDS and kind != "local" and not raw.get("registry"):

@@ -21,7 +21,7 @@ import httpx
 from mldeploy.adapters.docker_engine import BuildResult, ContainerState
 from mldeploy.adapters.http_probe import HttpProbe
 from mldeploy.adapters.oci_registry import OciRegistry
-from mldeploy.adapters.wheelhouse import Wheelhouse
+from mldeploy.adapters.wheelhouse import SdistBuilder, Wheelhouse
 from mldeploy.errors import PermanentError, TransientError
 from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
 
@@ -303,7 +303,16 @@ class FakeEngine:
         return self._container(name)
 
 
-def fake_wheelhouse(home: Path, requirement_files: dict[str, str], python: str, *, source_file: str = "") -> Wheelhouse:
+def fake_wheelhouse(
+    home: Path,
+    requirement_files: dict[str, str],
+    python: str,
+    *,
+    source_file: str = "",
+    index_options: tuple[str, ...] = (),
+    python_pin: str | None = None,
+    build_sdist: SdistBuilder | None = None,
+) -> Wheelhouse:
     """The build stage's resolver, without pip: an empty wheelhouse folder."""
     path = home / "wheelhouses" / "fake"
     path.mkdir(parents=True, exist_ok=True)

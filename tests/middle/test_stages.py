@@ -34,8 +34,8 @@ def _registry(tmp_path: Path) -> ModelRegistry:
 
 
 def _planned(spec, engine, target, tmp_path, secrets=NO_SECRETS):
-    model = register_model.fn(spec, _registry(tmp_path)).model
-    return model, plan_deployment.fn(spec, model, secrets, engine, target)
+    models = register_model.fn(spec, _registry(tmp_path)).models
+    return models, plan_deployment.fn(spec, models, secrets, engine, target)
 
 
 def _built_and_pushed(spec, engine, target, tmp_path, secrets=NO_SECRETS):
@@ -47,7 +47,7 @@ def _built_and_pushed(spec, engine, target, tmp_path, secrets=NO_SECRETS):
 
 def _deploy(spec, engine, target, tmp_path, secrets=NO_SECRETS):
     model, planned, _built, pushed = _built_and_pushed(spec, engine, target, tmp_path, secrets)
-    request = deploy_request(spec, planned.plan, pushed.ref, model.label, secrets, ANONYMOUS)
+    request = deploy_request(spec, planned.plan, pushed.ref, ",".join(m.label for m in model), secrets, ANONYMOUS)
     return request, deploy_service.fn(request, target)
 
 
@@ -80,14 +80,14 @@ def test_a_remote_section_validates_but_is_refused_at_deploy_in_this_version(ser
 
 def test_register_twice_reuses_the_version_without_hashing_again(spec, tmp_path, monkeypatch) -> None:
     registry = _registry(tmp_path)
-    first = register_model.fn(spec, registry)
+    (first,) = register_model.fn(spec, registry).items
     assert first.created_new and first.model.version == 1
 
     def no_hashing(*args, **kwargs):
         raise AssertionError("an unchanged model must not be hashed again")
 
     monkeypatch.setattr("mldeploy.models.hash_content", no_hashing)
-    again = register_model.fn(spec, registry)
+    (again,) = register_model.fn(spec, registry).items
     assert not again.created_new and again.reused and again.model == first.model
 
 
@@ -95,7 +95,7 @@ def test_register_after_an_edit_makes_a_new_version(spec, tmp_path) -> None:
     registry = _registry(tmp_path)
     register_model.fn(spec, registry)
     spec.model.path.write_bytes(spec.model.path.read_bytes() + b"more")
-    assert register_model.fn(spec, registry).model.version == 2
+    assert register_model.fn(spec, registry).models[0].version == 2
 
 
 # --- plan --------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_a_version_that_never_gets_ready_times_out(service_dir, engine, network,
     target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.05, drain_seconds=0)
     model, planned, _built, pushed = _built_and_pushed(spec, engine, target, tmp_path)
     engine.behaviours[pushed.ref] = NEVER_READY
-    request = deploy_request(spec, planned.plan, pushed.ref, model.label, NO_SECRETS, ANONYMOUS)
+    request = deploy_request(spec, planned.plan, pushed.ref, ",".join(m.label for m in model), NO_SECRETS, ANONYMOUS)
     with pytest.raises(PermanentError) as caught:
         deploy_service.fn(request, target)
     assert caught.value.diagnosis is not None and caught.value.diagnosis.code is Code.HEALTH_TIMEOUT

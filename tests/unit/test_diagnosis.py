@@ -25,6 +25,7 @@ from mldeploy.diagnosis import (
     spec_invalid,
     tail,
     unknown,
+    unresolvable_requirements,
 )
 
 # --- evidence, as the tools print it -------------------------------------------------------------
@@ -153,6 +154,32 @@ def test_pip_no_matching_distribution() -> None:
     assert "nonexistent-pkg==1.0" in diagnosis.summary
     assert "deployments/examples/diabetes/myenv.yml" in diagnosis.hint
     assert "No matching distribution found for nonexistent-pkg==1.0" in diagnosis.detail
+
+
+def test_every_unresolvable_requirement_is_named_with_what_is_known_of_it() -> None:
+    found = unresolvable_requirements(
+        [("numpy==1.16.6", True, True), ("lightgbm==2.0.4", False, True), ("nopkg==9", False, False)],
+        "3.11",
+        "3.10.4",
+        "myenv.yml",
+    )
+    assert found.code is Code.DEPENDENCY_RESOLUTION_FAILED and found.stage == "build"
+    assert (
+        found.summary == "3 requirement(s) cannot be installed on Python 3.11: numpy==1.16.6, lightgbm==2.0.4, nopkg==9"
+    )
+    lines = found.detail.splitlines()
+    assert lines[0] == "numpy==1.16.6: no wheel for Python 3.11, but there is one for Python 3.10.4"
+    assert "source archive does not build into a pure-Python wheel" in lines[1]
+    assert lines[2] == "nopkg==9: no version has a wheel for Python 3.11 (manylinux x86_64)"
+    assert "environment.python: '3.10'" in found.hint and "myenv.yml" in found.hint
+
+
+def test_a_pinned_python_the_runtime_cannot_use_is_not_offered_as_the_fix() -> None:
+    found = unresolvable_requirements(
+        [("numpy==1.16.6", True, False)], "3.11", "3.6.2", "myenv.yml", runtime_can_use=False
+    )
+    assert "environment.python" not in found.hint
+    assert "older than the scoring runtime supports" in found.hint
 
 
 def test_pip_conflict() -> None:
@@ -418,3 +445,13 @@ def test_codes_are_stable_strings() -> None:
 def test_tail() -> None:
     assert tail("a\nb\nc\n", 2) == "b\nc"
     assert tail("") == ""
+
+
+def test_every_code_is_in_the_readme_table() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Diagnosis codes", 1)[1].split("\n## ", 1)[0]
+    not_emitted_yet = {Code.BURST_503}  # the catalog has it; the scaled targets (Kubernetes, ACI) will raise it
+    missing = [code.value for code in Code if f"`{code.value}`" not in table and code not in not_emitted_yet]
+    assert missing == []

@@ -24,8 +24,7 @@ EXTRA_STEPS = REPO / "tests" / "fixtures" / "specs" / "valid" / "extra_steps.Doc
 def _inputs(**changes: object) -> DockerfileInputs:
     values: dict[str, object] = {
         "base_image": "python:3.11-slim",
-        "model_name": "sklearn_regression_model",
-        "model_version": 3,
+        "models": (("sklearn_regression_model", 3),),
         "entry_script": "score.py",
         "has_requirements": True,
         "service": "diabetes",
@@ -67,7 +66,7 @@ def test_golden_conda_environment_with_requirements() -> None:
 
 
 def test_golden_without_user_requirements() -> None:
-    dockerfile = render_dockerfile(_inputs(model_name="iris-classifier", model_version=1, has_requirements=False))
+    dockerfile = render_dockerfile(_inputs(models=(("iris-classifier", 1),), has_requirements=False))
     assert_golden(dockerfile, "Dockerfile.no_requirements")
     assert "user.txt" not in dockerfile
 
@@ -119,11 +118,24 @@ def test_runs_as_non_root_with_a_healthcheck() -> None:
 
 
 def test_model_lands_where_azureml_model_dir_points() -> None:
-    dockerfile = render_dockerfile(_inputs(model_name="my.model_v2", model_version=7))
+    dockerfile = render_dockerfile(_inputs(models=(("my.model_v2", 7),)))
     model_dir = f"{APP_ROOT}/azureml-models/my.model_v2/7"
-    assert f"COPY model/ {model_dir}/" in dockerfile
-    assert f"AZUREML_MODEL_DIR={model_dir}" in dockerfile
+    assert f"COPY model/my.model_v2/7/ {model_dir}/" in dockerfile
+    assert "AZUREML_MODEL_DIR=azureml-models/my.model_v2/7 " in dockerfile, "relative to the working directory"
+    assert f"WORKDIR {APP_ROOT}" in dockerfile
     assert "AZUREML_ENTRY_SCRIPT=score.py" in dockerfile
+
+
+def test_several_models_share_azureml_models_as_the_classic_service_did() -> None:
+    dockerfile = render_dockerfile(_inputs(models=(("encoder", 2), ("classifier", 1))))
+    assert f"COPY model/encoder/2/ {APP_ROOT}/azureml-models/encoder/2/" in dockerfile
+    assert f"COPY model/classifier/1/ {APP_ROOT}/azureml-models/classifier/1/" in dockerfile
+    assert "AZUREML_MODEL_DIR=azureml-models " in dockerfile
+
+
+def test_the_azureml_shim_goes_last_on_sys_path() -> None:
+    dockerfile = render_dockerfile(_inputs())
+    assert '"mldeploy-compat.pth").write_text("/opt/mldeploy/runtime/compat\\n")' in dockerfile
 
 
 # --- extra steps ---------------------------------------------------------------------------------
@@ -183,10 +195,10 @@ HOSTILE = ["numpy; whoami", "$(id)", "`id`", "x\nRUN id", "x\n", "with space", "
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-@pytest.mark.parametrize("field", ["base_image", "model_name", "entry_script"])
+@pytest.mark.parametrize("field", ["base_image", "models", "entry_script"])
 def test_render_refuses_hostile_values(field: str, value: str) -> None:
     with pytest.raises(ValueError, match="unsafe"):
-        render_dockerfile(_inputs(**{field: value}))
+        render_dockerfile(_inputs(**{field: ((value, 1),) if field == "models" else value}))
 
 
 def test_render_refuses_forbidden_extra_steps() -> None:

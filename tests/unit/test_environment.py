@@ -145,7 +145,7 @@ def test_conda_only_packages_are_refused_with_the_entry(deps: tuple[str, ...], i
 
 
 def test_every_conda_problem_is_reported_at_once() -> None:
-    problems = _conda_problems(_conda("cudatoolkit", "numpy; whoami", pip=("--index-url https://evil", "$(id)")))
+    problems = _conda_problems(_conda("cudatoolkit", "numpy; whoami", pip=("--editable .", "$(id)")))
     assert [p.field for p in problems] == [
         "dependencies[0]",
         "dependencies[1]",
@@ -183,19 +183,54 @@ def test_requirements_file_with_comments_and_blank_lines() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [
-        "--index-url https://example.org/simple",
-        "-e .",
-        "-r other.txt",
-        "--extra-index-url=https://evil.example",
-        "-f ./wheels",
-    ],
+    ["-e .", "-r other.txt", "--no-deps", "-c constraints.txt", "--index-url"],
 )
 def test_pip_option_lines_are_refused(line: str) -> None:
     (problem,) = _requirements_problems(f"joblib\n{line}\n")
     assert problem.file == "requirements.txt"
     assert problem.field == "line 2"
     assert "pip option" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("--index-url https://example.org/simple", "is ignored"),
+        ("--extra-index-url=https://azuremlsdktestpypi.azureedge.net/sdk-release/Preview", "is ignored"),
+        ("-f https://download.pytorch.org/whl/torch_stable.html", "is ignored"),
+        ("-f ./wheels", "not a URL"),
+        ("--index-url https://pypi.org/simple", "public index"),
+        ("--trusted-host pypi.org", "not needed"),
+    ],
+)
+def test_index_lines_the_classic_sdk_wrote_are_ignored_unless_the_user_allows(line: str, said: str) -> None:
+    env = parse_requirements(f"joblib\n{line}\n", "requirements.txt")
+    assert env.requirements == ("joblib",) and env.index_options == ()
+    (notice,) = env.notices
+    assert said in notice and "requirements.txt (line 2)" in notice
+
+
+def test_an_allowed_extra_index_is_used_as_an_extra_source_only() -> None:
+    text = "joblib\n--index-url https://pkgs.example.org/simple\n-f https://wheels.example.org/\n"
+    env = parse_requirements(text, "requirements.txt", allow_direct_urls=True)
+    assert env.index_options == (
+        "--extra-index-url",
+        "https://pkgs.example.org/simple",
+        "--find-links",
+        "https://wheels.example.org/",
+    ), "--index-url becomes an extra index: the host's configured index stays the main one"
+
+
+@pytest.mark.parametrize("meta", ["azureml-sdk==1.27.*", "azureml-monitoring", "azureml-defaults>=1.0.45"])
+def test_the_classic_sdk_meta_packages_are_replaced_with_a_notice(meta: str) -> None:
+    env = parse_requirements(f"numpy\n{meta}\n", "requirements.txt")
+    assert env.requirements == ("numpy",)
+    assert "serving stack" in env.notices[0] and "ModelDataCollector" in env.notices[0]
+
+
+def test_other_azureml_packages_are_kept() -> None:
+    env = parse_requirements("azureml-train-automl-runtime==1.60.0\n", "requirements.txt")
+    assert env.requirements == ("azureml-train-automl-runtime==1.60.0",)
 
 
 @pytest.mark.parametrize(
@@ -254,7 +289,9 @@ def test_an_old_pin_warns_and_names_the_python_used() -> None:
     assert notice is not None
     assert notice.startswith("WARNING myenv.yml")
     assert "python=3.6.2" in notice and "using 3.11" in notice
-    assert "environment.python" in notice
+    assert "needs Python 3.10 or later" in notice  # choosing 3.6 is no way out
+    newer = python_pin_notice("3.10.4", "3.11", explicit=False, file="myenv.yml")
+    assert newer is not None and "environment.python" in newer
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,9 @@ def test_http_probe_turns_no_answer_into_a_reply_not_an_exception():
 
     probe = HttpProbe(httpx.Client(transport=httpx.MockTransport(refuse)))
     assert probe.healthy("http://127.0.0.1:1/") is False
-    reply = probe.post("http://127.0.0.1:1/score", b"{}")
+    from mldeploy.spec import SmokeRequest
+
+    reply = probe.send("http://127.0.0.1:1/score", SmokeRequest("POST", content=b"{}"))
     assert reply.status is None and "ConnectError" in reply.error
 
 
@@ -115,7 +117,11 @@ SDKS = {"docker", "kubernetes", "azure", "httpx", "requests", "prefect"}
 ALLOWED = {
     "docker": {"mldeploy/adapters/docker_engine.py"},
     "requests": {"mldeploy/adapters/docker_engine.py"},
-    "httpx": {"mldeploy/adapters/http_probe.py", "mldeploy/adapters/oci_registry.py"},
+    "httpx": {
+        "mldeploy/adapters/http_probe.py",
+        "mldeploy/adapters/oci_registry.py",
+        "mldeploy/adapters/package_index.py",
+    },
     "kubernetes": set(),
     "azure": set(),
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only

@@ -72,6 +72,35 @@ def test_new_bytes_give_version_2(registry: ModelRegistry, model_file: Path) -> 
     assert first_copy.read_bytes() == b"first model bytes"
 
 
+def test_a_version_carried_over_from_a_workspace_is_kept(registry: ModelRegistry, model_file: Path) -> None:
+    # a v1 script may have the number in its paths (azureml-models/<name>/2/...): these bytes become version 2
+    result = registry.register("diabetes", model_file, version=2)
+    assert result.created_new and result.model.version == 2
+    again = registry.register("diabetes", model_file, version=2)
+    assert again.model == result.model and not again.created_new
+    assert registry.register("diabetes", model_file).model.version == 2  # no number asked: the bytes' version
+    model_file.write_bytes(b"retrained")
+    assert registry.register("diabetes", model_file).model.version == 3  # the next one after the highest
+
+
+def test_a_taken_version_with_other_bytes_is_refused_before_anything_is_written(
+    registry: ModelRegistry, model_file: Path
+) -> None:
+    registry.register("diabetes", model_file)
+    model_file.write_bytes(b"other bytes")
+    with pytest.raises(PermanentError, match="version 1 of model diabetes holds other bytes") as caught:
+        registry.register("diabetes", model_file, version=1)
+    assert caught.value.diagnosis is not None and caught.value.diagnosis.code == "model_version_taken"
+    assert _version_dirs(registry, "diabetes") == ["1"]
+    assert registry.get("diabetes", 1).sha256 != hash_content(model_file).sha256
+
+
+def test_the_same_bytes_can_be_given_another_version_on_purpose(registry: ModelRegistry, model_file: Path) -> None:
+    registry.register("diabetes", model_file)
+    assert registry.register("diabetes", model_file, version=5).model.version == 5
+    assert [m.version for m in registry.versions("diabetes")] == [1, 5]
+
+
 def test_going_back_to_old_bytes_reuses_the_old_version(registry: ModelRegistry, model_file: Path) -> None:
     registry.register("diabetes", model_file)
     model_file.write_bytes(b"retrained")

@@ -99,7 +99,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "MLDEPLOY_"))}
         full_env.update(
             {
-                "PYTHONPATH": str(RUNTIME),
+                "PYTHONPATH": f"{RUNTIME}:{RUNTIME / 'compat'}",  # the image: the shim last (a .pth)
                 "AML_APP_ROOT": str(app_dir),
                 "MLDEPLOY_HOST": "127.0.0.1",
                 "MLDEPLOY_PORT": str(port),

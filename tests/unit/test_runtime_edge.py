@@ -345,6 +345,7 @@ def test_run_returning_a_response_object(start_server: StartServer) -> None:
     assert (status, body, headers["content-type"]) == (200, b"\x89PNG\r\n", "image/png")
     status, headers, body = s.post("other")
     assert (status, body) == (503, b"model unavailable")
+    assert headers["content-type"] == "text/html; charset=utf-8"  # a str without a type: Flask's default, as before
     assert headers["x-ms-run-function-failed"] == "True"  # a 5xx response counts as a failed run, as before
 
 

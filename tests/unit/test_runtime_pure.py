@@ -182,9 +182,10 @@ def test_the_runtime_and_the_renderers_agree_with_the_contract(rt: dict[str, Mod
     ):
         assert path in routes
     assert set(rt["app"].OPEN_PATHS) == {contract.LIVENESS_PATH, contract.READINESS_PATH}
-    dockerfile = render_dockerfile(DockerfileInputs("python:3.11-slim", "m", 2, "score.py", False))
+    dockerfile = render_dockerfile(DockerfileInputs("python:3.11-slim", (("m", 2),), "score.py", False))
     assert f"EXPOSE {contract.CONTAINER_PORT}" in dockerfile
-    assert f"{contract.ENV_MODEL_DIR}={contract.MODELS_ROOT}/m/2" in dockerfile
+    assert f"{contract.ENV_MODEL_DIR}={contract.MODELS_DIR}/m/2" in dockerfile  # relative to the WORKDIR
+    assert f"COPY model/m/2/ {contract.MODELS_ROOT}/m/2/" in dockerfile
     assert f"WORKDIR {contract.APP_ROOT}" in dockerfile and f"USER {contract.SERVICE_UID}" in dockerfile
     assert f"{contract.CONTAINER_PORT}{contract.READINESS_PATH}" in dockerfile  # the HEALTHCHECK
     assert f"PYTHONPATH={contract.RUNTIME_ROOT}" in dockerfile

@@ -18,6 +18,7 @@ RUNTIME = REPO / "mldeploy" / "runtime"
 @pytest.fixture
 def model_mod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleType]:
     """azureml.core.model from the shim, imported fresh; cwd is an empty tmp folder."""
+    monkeypatch.syspath_prepend(str(RUNTIME / "compat"))
     monkeypatch.syspath_prepend(str(RUNTIME))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     monkeypatch.chdir(tmp_path)
@@ -44,14 +45,32 @@ def test_mldeploy_layout_file_and_folder(
     assert importlib.import_module("azureml.core").Model is model_mod.Model
 
 
-def test_single_entry_when_name_differs_from_file(
+def test_an_unknown_name_is_the_classic_error_not_the_one_model(
     model_mod: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    md = tmp_path / "md"
-    md.mkdir()
-    (md / "sklearn_regression_model.pkl").write_bytes(b"x")
-    monkeypatch.setenv("AZUREML_MODEL_DIR", str(md))
-    assert model_mod.Model.get_model_path("my-model") == str(md / "sklearn_regression_model.pkl")
+    vdir = tmp_path / "azureml-models" / "diabetes" / "1"
+    vdir.mkdir(parents=True)
+    (vdir / "sklearn_regression_model.pkl").write_bytes(b"x")
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(vdir))
+    with pytest.raises(model_mod.ModelNotFoundException, match="not found in cache or in root"):
+        model_mod.Model.get_model_path("my-model")
+    # asked for by the registered name, or (an extension) by its own file name
+    assert model_mod.Model.get_model_path("diabetes") == str(vdir / "sklearn_regression_model.pkl")
+    assert model_mod.Model.get_model_path("sklearn_regression_model.pkl") == str(vdir / "sklearn_regression_model.pkl")
+
+
+def test_several_models_each_resolve_to_their_own(
+    model_mod: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "azureml-models"
+    (root / "encoder" / "2").mkdir(parents=True)
+    (root / "encoder" / "2" / "encoder.pkl").write_bytes(b"e")
+    (root / "classifier" / "1" / "weights").mkdir(parents=True)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(root))
+    assert model_mod.Model.get_model_path("encoder") == str(root / "encoder" / "2" / "encoder.pkl")
+    assert model_mod.Model.get_model_path("classifier") == str(root / "classifier" / "1" / "weights")
+    with pytest.raises(model_mod.ModelNotFoundException):
+        model_mod.Model.get_model_path("ranker")
 
 
 def test_classic_layout_model_dir_is_version_folder(
@@ -115,7 +134,7 @@ def test_model_objects_are_not_available(model_mod: ModuleType) -> None:
 
 # -- package hygiene -----------------------------------------------------------------------------------------
 
-ALLOWED_THIRD_PARTY = {"uvicorn", "uvloop", "httptools", "inference_schema", "debugpy"}
+ALLOWED_THIRD_PARTY = {"uvicorn", "uvloop", "httptools", "inference_schema", "debugpy", "werkzeug"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -138,11 +157,11 @@ def test_runtime_imports_only_stdlib_uvicorn_and_inference_schema() -> None:
 
 
 def test_shim_imports_nothing_but_stdlib_and_the_runtime() -> None:
-    for f in sorted((RUNTIME / "azureml").rglob("*.py")):
+    for f in sorted((RUNTIME / "compat").rglob("*.py")):
         for name in _imports(f):
             assert name in sys.stdlib_module_names or name == "mldeploy_runtime", f"{f} imports {name}"
 
 
 def test_requirements_are_exactly_pinned() -> None:
     lines = [ln.strip() for ln in (RUNTIME / "requirements.txt").read_text().splitlines() if ln.strip()]
-    assert lines == ["uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"]
+    assert lines == ["uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0", "werkzeug==3.1.5", "MarkupSafe==3.0.4"]

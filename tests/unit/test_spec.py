@@ -275,6 +275,15 @@ def test_quoted_python_version_is_accepted(workdir: Path) -> None:
     assert spec.environment.python == "3.10"
 
 
+@pytest.mark.parametrize("value", ["3.6", "3.8", "3.9"])
+def test_a_python_older_than_the_runtime_supports_is_refused_with_the_oldest_that_works(
+    workdir: Path, value: str
+) -> None:
+    (problem,) = _problems(_write(workdir, _set(_base(), "environment.python", value)))
+    assert problem.field == "environment.python"
+    assert "older than the scoring runtime supports" in problem.message and "'3.10'" in problem.fix
+
+
 @pytest.mark.parametrize("value", ["3.11\n", "3.11 ", "3.11-slim", "3.11; whoami", "2.7", "3"], ids=repr)
 def test_python_version_must_be_exactly_major_minor(workdir: Path, value: str) -> None:
     # environment.python becomes the base image python:<version>-slim and pip's --python-version
@@ -310,8 +319,10 @@ def test_bad_smoke_items_are_named_by_index(workdir: Path) -> None:
             {"request": "x", "expect_status": 999, "colour": "red"},
         ],
     )
-    fields = _fields(_problems(_write(workdir, data)))
-    assert fields.count("smoke[1].request") == 1
+    problems = _problems(_write(workdir, data))
+    fields = _fields(problems)
+    (missing,) = [p for p in problems if p.field == "smoke[1]"]
+    assert "needs a body" in missing.message and "request" in missing.fix
     assert "smoke[2].expect_status" in fields
     assert "smoke[2].colour" in fields
     assert not any(f.startswith("smoke[0]") for f in fields)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import sys
 import time
 import traceback
 import uuid
@@ -23,7 +25,6 @@ from typing import Any
 from . import contract
 from .auth import KeyAuth
 from .logs import log, log_raw
-from .rawhttp import AMLResponse
 from .settings import Settings
 from .state import FAILED, WorkerState
 from .swagger import SwaggerDocs
@@ -346,13 +347,9 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
             return
         elapsed = (b"x-ms-run-fn-exec-ms", b"%.3f" % ((perf() - started) * 1000))
 
-        if isinstance(result, AMLResponse):
-            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
-            if result.status_code >= 500:
-                headers = [h for h in headers if h[0] != b"x-ms-run-function-failed"] + [RUN_FAILED_TRUE]
-            headers += [(b"content-length", str(len(result.body)).encode()), elapsed, *ids]
-            await send({"type": "http.response.start", "status": result.status_code, "headers": headers})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result.body})
+        bridge = sys.modules.get(BRIDGE)  # loaded by a script that imported AMLResponse or uses @rawhttp
+        if bridge is not None and bridge.is_response(result):
+            await send_response(send, bridge, result, ids, elapsed, method == "HEAD")
             return
         try:
             out = b"{}" if result is None else dumps(result).encode()
@@ -415,6 +412,8 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
                         return
             return
         path = scope["path"]
+        if "//" in path:  # the classic server answered //score as /score (werkzeug merges slashes)
+            path = re.sub("/{2,}", "/", path)
         method = scope["method"]
         if path == contract.SCORE_PATH and (
             method == "POST" or method == "GET" or (method == "OPTIONS" and mode == "raw")
@@ -505,6 +504,28 @@ def make_app(settings: Settings, state: WorkerState, info: dict[str, Any]) -> Ca
         )
 
     return app
+
+
+BRIDGE = __package__ + ".werkzeug_bridge"
+SERVER_IDS = {b"x-request-id", b"x-ms-request-id", b"x-ms-client-request-id"}
+
+
+async def send_response(
+    send: Send, bridge: Any, response: Any, ids: list[tuple[bytes, bytes]], elapsed: tuple[bytes, bytes], head: bool
+) -> None:
+    """A response object run() returned, as it is — the request ids are the server's (as in the classic
+    server, whose values replaced the script's), and a generator body is streamed as it yields."""
+    status, headers, chunks = bridge.response_parts(response)
+    server_ids = {name for name, _ in ids} & SERVER_IDS
+    headers = [h for h in headers if h[0] not in server_ids]
+    if status >= 500:
+        headers = [h for h in headers if h[0] != b"x-ms-run-function-failed"] + [RUN_FAILED_TRUE]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, elapsed, *ids]})
+    if not head:
+        for chunk in chunks:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _not_loaded(*args: Any, **kwargs: Any) -> Any:

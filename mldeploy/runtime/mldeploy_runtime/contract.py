@@ -7,9 +7,12 @@ and the runtime's own settings all read these names, and a test checks they agre
 
 # Where things live inside the image
 APP_ROOT = "/var/azureml-app"  # the scoring script and its folder (the classic path)
-MODELS_ROOT = APP_ROOT + "/azureml-models"  # <model name>/<version>/<registered file or folder>
+MODELS_DIR = "azureml-models"  # relative to APP_ROOT, the working directory: AZUREML_MODEL_DIR is relative too
+MODELS_ROOT = APP_ROOT + "/" + MODELS_DIR  # <model name>/<version>/<registered file or folder>
 RUNTIME_ROOT = "/opt/mldeploy/runtime"
+COMPAT_ROOT = RUNTIME_ROOT + "/compat"  # the azureml shim: last on sys.path, after the user's packages
 VENV = "/opt/mldeploy/venv"
+MIN_PYTHON = (3, 10)  # the oldest Python the runtime's pinned requirements publish wheels for
 SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
 
@@ -24,7 +27,8 @@ SWAGGER_PATH = "/swagger.json"
 # Environment variables the runtime reads
 ENV_APP_ROOT = "AML_APP_ROOT"
 ENV_MODEL_DIR = "AZUREML_MODEL_DIR"
-ENV_ENTRY_SCRIPT = "AZUREML_ENTRY_SCRIPT"
+ENV_ENTRY_SCRIPT = "AZUREML_ENTRY_SCRIPT"  # relative to the app folder
+ENV_SOURCE_DIRECTORY = "AZUREML_SOURCE_DIRECTORY"  # the source directory's folder under the app folder
 ENV_PORT = "MLDEPLOY_PORT"
 ENV_DEBUG = "AZUREML_DEBUG"
 # Key auth: the value itself, or ``<name>_FILE`` naming a file that holds it (re-read when it changes)

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from . import __version__
-from .logs import log, log_exception, log_model_dir, missing_filenames
+from .logs import explain_missing, explain_missing_module, log, log_exception, log_model_dir
 from .settings import AUTH_KEY_VARS, Settings, SettingsError
 from .state import FAILED, WorkerState
 from .swagger import SwaggerDocs
@@ -117,8 +117,8 @@ def _load_and_init(settings: Settings) -> tuple[UserScript, float, float] | int:
         cause = ex.__cause__ or ex
         log(f"entry script {settings.entry_script_path} failed to import")
         log_exception(cause)
-        for name in missing_filenames(cause):
-            log(f"init() could not find {name}")
+        explain_missing_module(cause)
+        explain_missing(cause, settings.model_dir, settings.app_root)
         log_model_dir(settings.model_dir)
         log(f"exiting with code {EXIT_BOOT_ERROR}")
         return EXIT_BOOT_ERROR
@@ -135,8 +135,7 @@ def _load_and_init(settings: Settings) -> tuple[UserScript, float, float] | int:
     except BaseException as ex:  # SystemExit from init() is a failed init too
         log("init() failed")
         log_exception(ex)
-        for name in missing_filenames(ex):
-            log(f"init() could not find {name}")
+        explain_missing(ex, settings.model_dir, settings.app_root)
         log_model_dir(settings.model_dir)
         log(f"exiting with code {EXIT_BOOT_ERROR}")
         return EXIT_BOOT_ERROR

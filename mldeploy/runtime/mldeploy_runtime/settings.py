@@ -62,6 +62,13 @@ def _log_level(env: dict[str, str]) -> str:
     return level
 
 
+def _under(app_root: str, path: str | None) -> str | None:
+    """A path the image gives relative to the app folder (the working directory), made absolute."""
+    if not path:
+        return None
+    return path if os.path.isabs(path) else os.path.join(app_root, path)
+
+
 @dataclass(frozen=True)
 class AuthSource:
     """Where one key comes from: the environment value, or a file (``<VAR>_FILE``) re-read when it changes."""
@@ -140,7 +147,7 @@ class Settings:
             entry_script=entry_script,
             entry_script_path=os.path.normpath(entry_script_path),
             source_dir=source_dir,
-            model_dir=env.get(contract.ENV_MODEL_DIR) or None,
+            model_dir=_under(app_root, env.get(contract.ENV_MODEL_DIR)),
             host=env.get("MLDEPLOY_HOST") or DEFAULT_HOST,
             port=_int(env, port_var, DEFAULT_PORT, 1, 65535),
             workers=_int(env, "WORKER_COUNT", 1, 1, 64),

@@ -34,7 +34,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .rawhttp import RAWHTTP_ATTR, AMLRequest
+from .rawhttp import RAWHTTP_ATTR
 
 MODULE_NAME = "entry_module"
 
@@ -306,14 +306,9 @@ class UserScript:
             else:
                 args, kwargs = (), self._schema_kwargs(body, content_type)
         else:
-            req = AMLRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=scope.get("headers"),
-                body=body,
-                scheme=scope.get("scheme", "http"),
-            )
+            from .werkzeug_bridge import build_request
+
+            req = build_request(scope, body)
             if self._positional:
                 args, kwargs = (req,), {}
             else:

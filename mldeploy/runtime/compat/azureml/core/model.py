@@ -1,22 +1,19 @@
 """Compatibility shim for ``azureml.core.model.Model`` inside a deployed scoring service.
 
-Only ``Model.get_model_path(model_name, version=None, _workspace=None)`` is provided: it resolves the local
-path
-of a deployed model the way azureml-core 1.x did in a service container (``_get_model_path_local``), extended
-with mldeploy's layout:
+Only ``Model.get_model_path(model_name, version=None, _workspace=None)`` is provided. It resolves a deployed
+model the way azureml-core 1.x did in a service container (``_get_model_path_local``): the images mldeploy
+builds have the classic layout, ``/var/azureml-app/azureml-models/<name>/<version>/<file or folder>``, with
+the working directory at ``/var/azureml-app`` and ``AZUREML_MODEL_DIR`` naming the one model's version folder
+(or ``azureml-models`` itself when the service has several). In order:
 
-1. mldeploy layout: ``$AZUREML_MODEL_DIR/<model_name>`` if it exists and is not a classic folder of numeric
-   version folders (a model registered from ``sklearn_regression_model.pkl`` under that name is
-   ``$AZUREML_MODEL_DIR/sklearn_regression_model.pkl``); failing that and step 2, if the folder holds exactly
-   one file or folder, that entry (the model was registered under a name that
-   differs from its file name; the classic SDK returned the single entry of the version folder the same way).
-2. classic layout ``azureml-models/<model_name>/<version>/<single file or folder>`` (latest numeric version
-   when ``version`` is None), looked for at ``$AZUREML_MODEL_DIR`` itself (``AZUREML_MODEL_DIR`` pointing at
-   ``.../azureml-models/<name>/<version>``), below it, next to it, and below the working directory.
+1. ``azureml-models/<model_name>/<version, or the latest>/`` and its single entry, looked for in the working
+   directory (the classic rule) and where ``AZUREML_MODEL_DIR`` says the models are;
+2. ``$AZUREML_MODEL_DIR/<model_name>`` — a lenient extension: the file name of the one model asked for
+   directly (a difference from the classic server, listed in the runtime README);
 3. ``./<model_name>`` in the working directory (the classic last resort).
 
-Otherwise ``ModelNotFoundException`` names every place it looked and what ``AZUREML_MODEL_DIR`` contains.
-No workspace access: ``_workspace`` is accepted and ignored.
+Otherwise ``ModelNotFoundException`` (the classic error) names every place it looked and what
+``AZUREML_MODEL_DIR`` contains. No workspace access: ``_workspace`` is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -97,50 +94,27 @@ class Model:
         if version is not None and not isinstance(version, int):
             raise WebserviceException("version should be an int")
         tried: list[str] = []
-        model_dir = os.environ.get("AZUREML_MODEL_DIR") or ""
+        raw_dir = os.environ.get("AZUREML_MODEL_DIR") or ""
+        model_dir = os.path.normpath(raw_dir) if raw_dir else ""
 
-        # 1. mldeploy layout
-        if model_dir and os.path.isdir(model_dir):
-            candidate = os.path.join(model_dir, model_name)
-            if os.path.exists(candidate) and not _is_version_folder_set(candidate):
-                return candidate
-            tried.append(candidate)
-
-        # 2. classic layout: azureml-models/<name>/<version>/<single entry>
-        roots: list[str] = []
-        if model_dir:
-            norm = os.path.normpath(model_dir)
-            parts = norm.split(os.sep)
-            # AZUREML_MODEL_DIR = .../azureml-models/<name>/<version>
-            if (
-                len(parts) >= 3
-                and parts[-3] == MODELS_DIR
-                and parts[-2] == model_name
-                and (version is None or parts[-1] == str(version))
-                and os.path.isdir(norm)
-            ):
-                return _from_version_dir(norm)
-            roots += [os.path.join(norm, MODELS_DIR), norm, os.path.join(os.path.dirname(norm), MODELS_DIR)]
-        roots.append(os.path.abspath(MODELS_DIR))
-        for root in dict.fromkeys(roots):
+        # 1. the classic cache: azureml-models/<name>/<version>/<single entry>
+        for root in dict.fromkeys(_model_roots(model_dir)):
             name_dir = os.path.join(root, model_name)
             if not os.path.isdir(name_dir):
                 tried.append(name_dir)
                 continue
             ver = str(version) if version is not None else _latest_version(name_dir)
-            if ver is None:
-                tried.append(os.path.join(name_dir, "<version>"))
-                continue
-            version_dir = os.path.join(name_dir, ver)
-            if os.path.isdir(version_dir):
+            version_dir = os.path.join(name_dir, ver or "<version>")
+            if ver is not None and os.path.isdir(version_dir):
                 return _from_version_dir(version_dir)
             tried.append(version_dir)
 
-        # 1b. single entry in AZUREML_MODEL_DIR (registered name differs from the file name)
+        # 2. the one model's file or folder, asked for by its own name
         if model_dir and os.path.isdir(model_dir) and version is None:
-            entries = [e for e in os.listdir(model_dir) if not e.startswith(".")]
-            if len(entries) == 1 and entries[0] != MODELS_DIR:
-                return os.path.join(model_dir, entries[0])
+            candidate = os.path.join(model_dir, model_name)
+            if os.path.exists(candidate) and not _is_version_folder_set(candidate):
+                return candidate
+            tried.append(candidate)
 
         # 3. ./<model_name>
         if os.path.exists(model_name):
@@ -151,6 +125,18 @@ class Model:
         raise ModelNotFoundException(
             f"Model {model_name!r}"
             + (f" version {version}" if version is not None else "")
-            + f" not found. Looked at: {', '.join(tried)}."
+            + f" not found in cache or in root. Looked at: {', '.join(tried)}."
             + f" AZUREML_MODEL_DIR={model_dir or '(unset)'}; {where}."
         )
+
+
+def _model_roots(model_dir: str) -> list[str]:
+    """Folders that may hold ``<name>/<version>/``: the working directory's azureml-models (classic) and the
+    one ``AZUREML_MODEL_DIR`` points into (its version folder's grandparent, or itself)."""
+    roots = [os.path.abspath(MODELS_DIR), os.path.join(os.environ.get("AML_APP_ROOT") or ".", MODELS_DIR)]
+    if model_dir:
+        parts = model_dir.split(os.sep)
+        if len(parts) >= 3 and parts[-3] == MODELS_DIR and parts[-1].isdigit():
+            roots.append(os.sep.join(parts[:-2]))
+        roots.append(model_dir)
+    return roots
