@@ -60,7 +60,7 @@ def parse_steps(text: str) -> tuple[list[tuple[int, str]], bool]:
     Mirrors the parser of moby/buildkit (``frontend/dockerfile/parser``) for printable ASCII: a line
     is left-trimmed, a line starting with '#' is a comment, a trailing backslash (then only spaces and
     tabs) continues the instruction on the next line, and inside a continuation comment lines and blank
-    lines are skipped. ``tests/integration/test_adversarial.py`` checks it against the engine's parser.
+    lines are skipped. ``tests/integration/test_hostile_inputs.py`` checks it against the engine's parser.
     """
     lines = text.split("\n")
     found: list[tuple[int, str]] = []

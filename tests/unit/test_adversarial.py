@@ -4,7 +4,7 @@ A spec may come from someone the deploying machine does not trust (a pull reques
 the CI's credentials in its environment). It may read only files inside its own folder (or a
 folder the *user* allows), never devices, pipes, /proc or more than the size limit, and nothing
 it writes may expand into a bomb or slip a Dockerfile instruction past the allow-list. Add a
-test here for every new finding (the integration half: tests/integration/test_adversarial.py).
+test here for every new finding (the integration half: tests/integration/test_hostile_inputs.py).
 """
 
 from __future__ import annotations
