@@ -21,6 +21,7 @@ from prefect.states import Completed, Failed
 
 from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
+from mldeploy.capacity import capacity, capacity_notice
 from mldeploy.errors import SpecError, TransientError
 from mldeploy.images import ImageRef
 from mldeploy.models import Registrations
@@ -37,7 +38,7 @@ from mldeploy.orchestration import (
 )
 from mldeploy.plan import deploy_request
 from mldeploy.registry_auth import registry_auth
-from mldeploy.spec import ResolvedSecrets, ServiceSpec, resolve_secrets, service_name_of
+from mldeploy.spec import KubernetesTarget, ResolvedSecrets, ServiceSpec, resolve_secrets, service_name_of
 from mldeploy.summary import STAGES, RunSummary
 from mldeploy.targets import make_target
 from mldeploy.targets.base import Target
@@ -183,6 +184,7 @@ def _deploy(
         summary.fail(
             failure.stage, {k: scrub(v) for k, v in diagnosis_of(failure.stage, failure.exc).to_dict().items()}
         )
+        summary.rolled_back_to = getattr(failure.exc, "rolled_back_to", None)
         message = f"{failure.stage} failed: {summary.diagnosis['summary'] if summary.diagnosis else ''}"
         return _finish(summary, Failed(message=message, data=summary.to_dict()))
     summary.status = "succeeded"
@@ -243,8 +245,15 @@ def _build_to_smoke(
     outcome = _stage(
         summary, "deploy", lambda: deploy_service(request, run.target, spec.files_left_behind, return_state=True)
     )
-    _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
+    report = _stage(
+        summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True)
+    )
     summary.endpoint = outcome.service_endpoint or outcome.endpoint
+    if isinstance(spec.target, KubernetesTarget):
+        found = capacity(spec.target, report.request_seconds)
+        notice = capacity_notice(found) if found is not None and found.request_seconds is not None else None
+        if notice:
+            summary.notices.append(notice)
 
 
 def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:

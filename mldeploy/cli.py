@@ -37,6 +37,8 @@ def _print_diagnosis(summary: dict[str, Any], out: TextIO) -> None:
         for line in detail.splitlines()[-25:]:
             print(f"    {line}", file=out)
     print(f"  fix: {found['hint']}", file=out)
+    if summary.get("rolled_back_to"):
+        print(f"  rolled back: revision {summary['rolled_back_to']}'s template serves again", file=out)
 
 
 def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
@@ -125,6 +127,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return EXIT_SPEC_INVALID
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)  # read by the run's Kubernetes target
     summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)
     if summary["status"] == "failed":
         _print_diagnosis(summary, human)
@@ -201,26 +205,70 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    from mldeploy.errors import PermanentError
-    from mldeploy.spec import LocalTarget
+def _operated_target(args: argparse.Namespace) -> Any:
+    """The target a `logs` or `delete` names: local, or a Kubernetes namespace (and context)."""
+    from mldeploy.spec import KubernetesTarget, LocalTarget
     from mldeploy.targets import make_target
 
+    if args.target == "kubernetes":
+        section = KubernetesTarget(kind="kubernetes", namespace=args.namespace, context=args.context)
+        return make_target(section, kubeconfig=args.kubeconfig)
+    return make_target(LocalTarget())
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from mldeploy.errors import MldeployError
+
     try:
-        for chunk in make_target(LocalTarget()).logs(args.name, tail=args.tail, follow=args.follow):
+        target = _operated_target(args)
+        for chunk in target.logs(args.name, tail=args.tail, previous=args.previous, follow=args.follow):
             print(chunk, end="", flush=True)
-    except PermanentError as exc:
+    except MldeployError as exc:
         print(exc, file=sys.stderr)
         return EXIT_STAGE_FAILED
     return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from mldeploy.spec import LocalTarget
-    from mldeploy.targets import make_target
+    from mldeploy.errors import MldeployError
 
-    removed = make_target(LocalTarget()).delete(args.name)
+    try:
+        removed = _operated_target(args).delete(args.name)
+    except MldeployError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_STAGE_FAILED
     print(f"removed {', '.join(removed)}" if removed else f"nothing deployed as {args.name!r}")
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """The Kubernetes objects a deploy of SPEC applies, as YAML (secret values elided)."""
+    from mldeploy.errors import SpecError
+    from mldeploy.manifests import KubeInputs, render, to_yaml
+    from mldeploy.spec import KubernetesTarget
+
+    try:
+        spec = _load(args)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    if not isinstance(spec.target, KubernetesTarget):
+        print(f"{spec.path}: target.kind is {spec.target.kind}; render needs --target kubernetes", file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
+    inputs = KubeInputs(
+        service=spec.name,
+        section=spec.target,
+        image=f"{repository}:DIGEST-AT-DEPLOY",
+        fingerprint="<deploy fingerprint>",
+        model_label=",".join(f"{m.name}:{m.version or 'next'}" for m in spec.all_models),
+        environment=dict(spec.variables),
+        secret_environment=dict.fromkeys(spec.secrets, ""),
+        startup_seconds=spec.deploy.health_timeout_seconds,
+        progress_deadline_seconds=int(max(60, spec.deploy.health_timeout_seconds * 2)),
+    )
+    print(f"# {spec.name}: what 'mldeploy deploy' applies (the image digest and fingerprint are set then)")
+    print(to_yaml(render(inputs)), end="")
     return EXIT_OK
 
 
@@ -284,10 +332,23 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("name")
     logs.add_argument("--tail", type=int, default=200)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing as the service logs")
+    logs.add_argument("--previous", action="store_true", help="the instance before the last restart or crash")
     logs.set_defaults(func=cmd_logs)
-    delete = sub.add_parser("delete", help="remove a deployed service")
+    delete = sub.add_parser("delete", help="remove a deployed service (every object mldeploy made for it)")
     delete.add_argument("name")
     delete.set_defaults(func=cmd_delete)
+    for command in (logs, delete):
+        command.add_argument("--target", choices=("local", "kubernetes"), default="local")
+        command.add_argument("--namespace", default="default", help="with --target kubernetes")
+        command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
+    render = sub.add_parser("render", help="print the Kubernetes objects a deploy applies (secret values elided)")
+    render.add_argument("spec")
+    render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (render needs kubernetes)")
+    render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
+    for command in (deploy, logs, delete, render):
+        command.add_argument(
+            "--kubeconfig", help="the cluster's kubeconfig (else KUBECONFIG, ~/.kube/config); never from the spec"
+        )
     return root
 
 

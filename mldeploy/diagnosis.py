@@ -39,6 +39,12 @@ class Code(StrEnum):
     DEPLOY_SLOT_BUSY = "deploy_slot_busy"
     ENDPOINT_UNAVAILABLE = "endpoint_unavailable"
     PREFECT_UNAVAILABLE = "prefect_unavailable"
+    IMAGE_NOT_FOUND = "image_not_found"
+    UNSCHEDULABLE = "unschedulable"
+    CONTAINER_CONFIG_ERROR = "container_config_error"
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
+    CLUSTER_ACCESS_DENIED = "cluster_access_denied"
+    ROLLOUT_TIMEOUT = "rollout_timeout"
     UNKNOWN = "unknown"
 
 
@@ -420,6 +426,126 @@ def health_timeout(seconds: float, log: str) -> Diagnosis:
     )
 
 
+# --- Kubernetes: the evidence a pod's status gives (mldeploy.rollout) ---------------------
+
+_PULL_MISSING = re.compile(r"not found|manifest unknown|NotFound|no such manifest|InvalidImageName", re.IGNORECASE)
+_PULL_DENIED = re.compile(r"unauthorized|authentication required|denied|forbidden|\b40[13]\b", re.IGNORECASE)
+_PULL_UNREACHABLE = re.compile(
+    r"connection refused|no such host|i/o timeout|dial tcp|server misbehaving|tls: |x509: |timeout", re.IGNORECASE
+)
+
+
+def image_pull_failed(image: str, message: str, pod: str) -> Diagnosis:
+    """ErrImagePull / ImagePullBackOff, told apart by the runtime's own message."""
+    evidence = f"pod {pod}: {message}"
+    if _PULL_DENIED.search(message):
+        return Diagnosis(
+            Code.REGISTRY_AUTH_DENIED,
+            f"the cluster's node may not pull {image}: the registry refused its credentials",
+            evidence,
+            "give the cluster pull access: registry.username and registry.password_env (mldeploy makes an "
+            "image pull secret from them), target.image_pull_secret naming an existing one, or for AKS attach "
+            "the registry (az aks update --attach-acr)",
+            "deploy",
+        )
+    if _PULL_MISSING.search(message):
+        return Diagnosis(
+            Code.IMAGE_NOT_FOUND,
+            f"the image {image} does not exist in its registry",
+            evidence,
+            "the registry does not serve this name or digest: check registry.url is the registry the cluster "
+            "pulls from, and rerun from the push stage (mldeploy deploy SPEC --from-stage push)",
+            "deploy",
+        )
+    if _PULL_UNREACHABLE.search(message):
+        return Diagnosis(
+            Code.REGISTRY_UNAVAILABLE,
+            f"the cluster's node cannot reach the registry of {image}",
+            evidence,
+            "the registry must be reachable from the nodes (not only from this machine): check registry.url, "
+            "the nodes' network and DNS, and the registry's certificate",
+            "deploy",
+        )
+    return Diagnosis(
+        Code.IMAGE_NOT_FOUND, f"the cluster cannot pull {image}", evidence, "read the message above", "deploy"
+    )
+
+
+_INSUFFICIENT = re.compile(r"Insufficient (?P<what>[\w./-]+)")
+
+
+def unschedulable(message: str, pod: str, cpu: str, memory: str) -> Diagnosis:
+    """The scheduler's own words for a pod no node can take."""
+    short = sorted(set(_INSUFFICIENT.findall(message)))
+    if short:
+        fix = (
+            f"no node has the {' and '.join(short)} one replica requests (cpu {cpu}, memory {memory}): lower "
+            "target.cpu_cores / target.memory_gb, or add nodes (or let the cluster autoscaler add them)"
+        )
+    elif "taint" in message:
+        fix = "every node carries a taint the pod does not tolerate: use a node pool without it, or untaint one"
+    else:
+        fix = "read the scheduler's message above: node selectors, affinity, volumes or quotas keep the pod out"
+    return Diagnosis(
+        Code.UNSCHEDULABLE,
+        f"no node can run the service's pod: {short[0] if short else 'Unschedulable'}",
+        f"pod {pod}: {message}",
+        fix,
+        "deploy",
+    )
+
+
+def container_config_error(message: str, pod: str) -> Diagnosis:
+    secret = re.search(r'secret "(?P<name>[^"]+)" not found', message)
+    key = re.search(r"couldn't find key (?P<key>\S+) in Secret (?P<secret>\S+)", message)
+    if secret:
+        fix = f"the Secret {secret.group('name')} does not exist in the namespace: create it, or fix the name"
+    elif key:
+        fix = f"the Secret {key.group('secret')} has no key {key.group('key')}: add it, or fix the reference"
+    else:
+        fix = "the container's configuration refers to something missing (a Secret, a ConfigMap, a key)"
+    return Diagnosis(
+        Code.CONTAINER_CONFIG_ERROR,
+        "the container cannot be created from its configuration",
+        f"pod {pod}: {message}",
+        fix,
+        "deploy",
+    )
+
+
+def rollout_timeout(name: str, seconds: float, waiting_for: str, log: str) -> Diagnosis:
+    return Diagnosis(
+        Code.ROLLOUT_TIMEOUT,
+        f"the rollout of {name} did not finish within {seconds:g} s ({waiting_for})",
+        tail(log) or waiting_for,
+        "init() may be slow (large model): raise deploy.health_timeout_seconds; a pod that never gets ready "
+        "answers 503 on /readyz: its log above says why",
+        "deploy",
+    )
+
+
+def cluster_unavailable(where: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.CLUSTER_UNAVAILABLE,
+        f"the Kubernetes API server at {where} does not answer",
+        message,
+        "check KUBECONFIG (or --kubeconfig) and target.context name a running cluster; for the test cluster "
+        "run 'make cluster-up'; rerun — finished stages are not repeated",
+        "deploy",
+    )
+
+
+def cluster_access_denied(where: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.CLUSTER_ACCESS_DENIED,
+        f"the Kubernetes API server at {where} refused the request",
+        message,
+        "the kubeconfig's user needs to create and patch Deployments, Services, Secrets, autoscalers and "
+        "disruption budgets in the namespace, read pods and their logs, and port-forward (pods/portforward)",
+        "deploy",
+    )
+
+
 # --- smoke -----------------------------------------------------------------------------
 
 
@@ -476,14 +602,26 @@ def replicas_needed(
     return max(1, math.ceil(round(needed, 9)))
 
 
-def burst_503(observed_rps: float, request_seconds: float, replicas: int) -> Diagnosis:
-    needed = replicas_needed(observed_rps, request_seconds)
+def burst_503(
+    observed_rps: float,
+    request_seconds: float,
+    replicas: int,
+    *,
+    utilization: float = 0.7,
+    concurrency: int = 1,
+    refused: int = 0,
+    sent: int = 0,
+) -> Diagnosis:
+    """HTTP 503 under a burst: the replica formula with the measured numbers."""
+    needed = replicas_needed(observed_rps, request_seconds, utilization, concurrency)
     return Diagnosis(
         Code.BURST_503,
-        f"HTTP 503 under a burst of about {observed_rps:g} req/s",
-        (f"replicas now: {replicas}; request time {request_seconds * 1000:.0f} ms"),
-        f"lower the autoscaler's target utilization and raise min replicas to at least {needed} "
-        f"(ceil({observed_rps:g} × {request_seconds:g} / 0.7 / 1))",
+        f"HTTP 503 under a burst of about {observed_rps:g} req/s" + (f" ({refused} of {sent} refused)" if sent else ""),
+        f"replicas now: {replicas}; request time {request_seconds * 1000:.0f} ms (measured); "
+        f"concurrent requests per replica: {concurrency}",
+        f"raise the fewest replicas (target.replicas or target.autoscale.min_replicas) to at least {needed} "
+        f"(ceil({observed_rps:g} × {request_seconds:.3f} / {utilization:g} / {concurrency})), or lower the "
+        "autoscaler's target utilization so it scales out sooner",
         "smoke",
     )
 

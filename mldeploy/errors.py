@@ -37,7 +37,31 @@ def _rebuild(
 
 
 class PermanentError(MldeployError):
-    """Retrying will not help: bad input, auth, not found, a crash on start, a failed check."""
+    """Retrying will not help: bad input, auth, not found, a crash on start, a failed check.
+
+    ``rolled_back_to``: the version a target restored before giving up (a Kubernetes revision), for the
+    run summary.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis | None = None,
+        log: str | None = None,
+        rolled_back_to: str | None = None,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, log=log)
+        self.rolled_back_to = rolled_back_to
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_permanent, (type(self), self.message, self.diagnosis, self.log, self.rolled_back_to))
+
+
+def _rebuild_permanent(
+    cls: type[PermanentError], message: str, diagnosis: Diagnosis | None, log: str | None, rolled_back_to: str | None
+) -> PermanentError:
+    return cls(message, diagnosis=diagnosis, log=log, rolled_back_to=rolled_back_to)
 
 
 class TransientError(MldeployError):

@@ -30,6 +30,7 @@ class RunSummary:
     notices: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why this run deployed (what changed)
     problems: list[dict[str, str]] | None = None  # a refused spec's problems, each with file, field and fix
+    rolled_back_to: str | None = None  # what a failed run restored (a Kubernetes revision)
     stages: dict[str, dict[str, Any]] = field(default_factory=_stages)
 
     def stage(self, name: str, state: str, seconds: float = 0.0, **extra: Any) -> None:
@@ -88,4 +89,6 @@ class RunSummary:
         }
         if self.problems is not None:
             data["problems"] = self.problems
+        if self.rolled_back_to is not None:
+            data["rolled_back_to"] = self.rolled_back_to
         return data

@@ -7,10 +7,12 @@ as a keyed digest) and is healthy, the run ends as a no-op: no build, push or re
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from prefect import task
 
 from mldeploy.adapters.docker_engine import DockerEngine
+from mldeploy.capacity import capacity, capacity_markdown, capacity_notice
 from mldeploy.drift import drift_reasons
 from mldeploy.environment import load_environment
 from mldeploy.errors import PermanentError
@@ -19,6 +21,7 @@ from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_mark
 from mldeploy.plan import choose_base_image, make_plan, plan_markdown
 from mldeploy.results import PlanResult
 from mldeploy.settings import Settings
+from mldeploy.spec import KubernetesTarget as Kube
 from mldeploy.spec import ResolvedSecrets, ServiceSpec
 from mldeploy.targets.base import Target
 
@@ -74,5 +77,13 @@ def plan_deployment(
     noop = not force and not drift
     if noop:
         log.info("nothing changed since the last deploy of %s and it is healthy: no-op", spec.name)
-    attach_markdown(artifact_key(spec.name, "plan"), plan_markdown(plan, live, noop, drift), "Build plan and decision")
+    markdown = plan_markdown(plan, live, noop, drift)
+    found = capacity(spec.target, live.request_seconds if live else None) if isinstance(spec.target, Kube) else None
+    if found is not None:
+        markdown += "\n" + "\n".join(capacity_markdown(found))
+        advice = capacity_notice(found)
+        if advice:
+            (log.warning if advice.startswith("WARNING") else log.info)(advice)
+            plan = replace(plan, notices=(*plan.notices, advice))
+    attach_markdown(artifact_key(spec.name, "plan"), markdown, "Build plan and decision")
     return PlanResult(plan=plan, live=live, noop=noop, drift=drift)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prefect import task
@@ -14,7 +16,7 @@ from mldeploy.errors import PermanentError
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_table, logger, reports_failure
 from mldeploy.redaction import redact
 from mldeploy.smoke import CaseResult, judge
-from mldeploy.spec import ServiceSpec
+from mldeploy.spec import KubernetesTarget, ServiceSpec, SmokeCase
 from mldeploy.targets.base import DeployOutcome, Target
 
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -31,10 +33,38 @@ def auth_headers(auth_keys: Mapping[str, str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class SmokeReport:
     results: tuple[CaseResult, ...]
+    request_seconds: float | None = None  # median latency of the answers that passed
 
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+
+def median_seconds(results: list[CaseResult]) -> float | None:
+    latencies = sorted(r.latency_ms / 1000 for r in results if r.passed and r.status is not None)
+    return latencies[len(latencies) // 2] if latencies else None
+
+
+def fewest_replicas(spec: ServiceSpec) -> tuple[int, float, int]:
+    """(fewest replicas, target utilization, concurrent requests per replica) of the spec's target."""
+    section = spec.target
+    if isinstance(section, KubernetesTarget):
+        scaling = section.scaling
+        if isinstance(scaling, int):
+            return scaling, 0.7, section.max_concurrent_requests_per_replica
+        return scaling.min_replicas, scaling.target_utilization / 100, section.max_concurrent_requests_per_replica
+    return 1, 0.7, 1
+
+
+def _burst(probe: HttpProbe, url: str, case: SmokeCase, headers: dict[str, str]) -> tuple[list[CaseResult], float]:
+    """The case sent ``case.burst`` times at once; the results and the rate they were sent at."""
+    count = case.burst or 1
+    request = case.http_request()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        replies = list(pool.map(lambda _: probe.send(url, request, REQUEST_TIMEOUT_SECONDS, headers), range(count)))
+    elapsed = max(time.perf_counter() - started, 1e-3)
+    return [judge(case, r.status, r.body, r.seconds, r.error) for r in replies], count / elapsed
 
 
 def _diagnose(failed: list[CaseResult], log: str) -> diagnosis.Diagnosis:
@@ -65,6 +95,7 @@ def smoke_test(
     log = logger()
     results = []
     headers = auth_headers(auth_keys)
+    bursts: list[tuple[list[CaseResult], float]] = []
     with target.open_endpoint(outcome) as endpoint:
         for case in spec.smoke:
             reply = probe.send(endpoint + SCORE_PATH, case.http_request(), REQUEST_TIMEOUT_SECONDS, headers)
@@ -77,14 +108,45 @@ def smoke_test(
                 "" if result.passed else " — " + "; ".join(result.problems),
             )
             results.append(result)
+            if case.burst:
+                answers, rate = _burst(probe, endpoint + SCORE_PATH, case, headers)
+                log.info(
+                    "%s: a burst of %d at %.1f req/s, %d answered 503",
+                    case.name,
+                    len(answers),
+                    rate,
+                    sum(1 for a in answers if a.status == 503),
+                )
+                bursts.append((answers, rate))
     attach_table(artifact_key(spec.name, "smoke"), [r.row() for r in results], "Smoke requests and responses")
+    request_seconds = median_seconds(results)
     failed = [r for r in results if not r.passed]
+    for answers, rate in bursts:
+        refused = [a for a in answers if a.status == 503]
+        if refused and not failed:
+            replicas, utilization, concurrency = fewest_replicas(spec)
+            found = diagnosis.burst_503(
+                round(rate, 1),
+                request_seconds or median_seconds(answers) or 0.1,
+                replicas,
+                utilization=utilization,
+                concurrency=concurrency,
+                refused=len(refused),
+                sent=len(answers),
+            )
+            restored = target.rollback(outcome)
+            raise PermanentError(found.summary, diagnosis=found, rolled_back_to=restored)
+        failed += [a for a in answers if not a.passed and a.status != 503][:1]
     if failed:
         found = _diagnose(failed, redact(target.instance_logs(outcome, tail=200), auth_keys.values()))
         log.error("smoke failed: rolling back to the previous version")
-        target.rollback(outcome)
-        raise PermanentError(f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found)
-    target.commit(outcome)
+        restored = target.rollback(outcome)
+        if restored:
+            log.info("revision %s serves again", restored)
+        raise PermanentError(
+            f"{len(failed)} of {len(results)} smoke request(s) failed", diagnosis=found, rolled_back_to=restored
+        )
+    target.commit(outcome, request_seconds)
     if not spec.smoke:
         log.warning("the spec has no smoke requests: only readiness was checked")
-    return SmokeReport(tuple(results))
+    return SmokeReport(tuple(results), request_seconds)

@@ -22,6 +22,14 @@ class HttpProbe:
     def __init__(self, client: httpx.Client | None = None) -> None:
         self.client = client or httpx.Client(trust_env=False)
 
+    def get_json(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> object:
+        """The JSON a GET answers with 200, or None (no answer, another status, not JSON)."""
+        try:
+            response = self.client.get(url, timeout=timeout, headers=headers)
+            return response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
     def healthy(self, url: str, timeout: float = 2.0) -> bool:
         try:
             return self.client.get(url, timeout=timeout).status_code == 200

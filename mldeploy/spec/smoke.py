@@ -85,6 +85,11 @@ class SmokeCase(Section):
     max_latency_ms: Annotated[float, Field(gt=0, le=3_600_000), Fix("use milliseconds, e.g. 500")] | None = Field(
         None, description="Slowest acceptable answer."
     )
+    burst: Annotated[int, Field(ge=2, le=200), Fix("use a number of concurrent requests from 2 to 200")] | None = Field(
+        None,
+        description="Send this request N times at once (a short burst); an HTTP 503 among the answers is "
+        "diagnosed with the replica formula and the measured request time.",
+    )
 
     @field_validator("request", mode="after")
     @classmethod

@@ -73,6 +73,25 @@ class Ingress(Section):
     )
 
 
+class Toleration(Section):
+    """A taint the service's pods tolerate (e.g. a GPU or spot node pool)."""
+
+    key: LabelKey | None = Field(None, description="Taint key; none with operator Exists: every taint.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Equal: key and value match; Exists: key only.")
+    value: LabelValue | None = Field(None, description="Taint value (with operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect; none: every effect."
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise spec_error("has a value with operator Exists", "drop the value, or use operator Equal")
+        if self.key is None and self.operator == "Equal":
+            raise spec_error("has no key with operator Equal", "name the key, or use operator Exists")
+        return self
+
+
 class KubernetesTarget(Section):
     """A Deployment (and Service, autoscaler...) on any Kubernetes cluster, AKS included."""
 
@@ -92,6 +111,11 @@ class KubernetesTarget(Section):
     max_concurrent_requests_per_replica: Annotated[int, Field(ge=1, le=1000)] = Field(
         1, description="Requests one replica scores at once (its scoring workers)."
     )
+    expected_rps: Annotated[float, Field(gt=0, le=1_000_000), Fix("use requests per second, e.g. 50")] | None = Field(
+        None,
+        description="Requests per second the service must take at its fewest replicas; the plan warns when the "
+        "replica count invites 503s at the latency the last smoke test measured.",
+    )
     expose: Literal["port-forward", "service"] = Field(
         "port-forward",
         description="How mldeploy reaches the service: a port-forward through the API server, or the Service.",
@@ -103,9 +127,15 @@ class KubernetesTarget(Section):
         None, description="An existing Secret to pull the image with; none: one made from the registry credentials."
     )
     ingress: Ingress | None = Field(None, description="An Ingress in front of the Service; none: no Ingress.")
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra labels on every object.")
+    node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Node labels the pods must run on (e.g. a node pool)."
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Extra labels on every object and on the pods."
+    )
     annotations: dict[LabelKey, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict, description="Extra annotations on every object."
+        default_factory=dict, description="Extra annotations on every object and on the pods."
     )
 
     @model_validator(mode="after")

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mldeploy.spec import LocalTarget, TargetSection
+from mldeploy.spec import KubernetesTarget, LocalTarget, TargetSection
 from mldeploy.targets.base import Target
 
 if TYPE_CHECKING:
     from mldeploy.adapters.docker_engine import DockerEngine
 
-AVAILABLE: tuple[str, ...] = ("local",)
+AVAILABLE: tuple[str, ...] = ("local", "kubernetes")
 
 
 class TargetNotAvailable(ValueError):
     """A target kind whose section validates but which this version cannot deploy to yet."""
 
 
-def make_target(section: TargetSection, *, engine: DockerEngine | None = None) -> Target:
-    """The one target of a run, configured from its section (clients, credentials, namespace)."""
+def make_target(section: TargetSection, *, engine: DockerEngine | None = None, kubeconfig: str | None = None) -> Target:
+    """The one target of a run, configured from its section (clients, credentials, namespace).
+
+    ``kubeconfig`` comes from the deploying user (``--kubeconfig``; else KUBECONFIG), never from the spec:
+    a spec names the context and the namespace, not which credentials to use."""
     if isinstance(section, LocalTarget):
         from mldeploy.targets.local import LocalDockerTarget
 
         return LocalDockerTarget.from_section(section, engine=engine)
+    if isinstance(section, KubernetesTarget):
+        from mldeploy.targets.kubernetes import KubernetesTarget as KubernetesDeployTarget
+
+        return KubernetesDeployTarget.from_section(section, kubeconfig=kubeconfig)
     raise TargetNotAvailable(
         f"target {section.kind!r} is not available in this version (available: {', '.join(AVAILABLE)})"
     )

@@ -30,6 +30,7 @@ class LiveService:
     secrets_digest: str = ""  # keyed digest of the secret values it runs with (never the values)
     instance: str = ""
     started_at: str = ""
+    request_seconds: float | None = None  # the median smoke latency measured when it was committed
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,14 @@ class Target(Protocol):
         (a Kubernetes port-forward lives exactly as long as the smoke test)."""
         ...
 
-    def commit(self, outcome: DeployOutcome) -> None: ...
+    def commit(self, outcome: DeployOutcome, request_seconds: float | None = None) -> None:
+        """The new version passed its smoke test (which measured ``request_seconds`` per request): it serves."""
+        ...
 
-    def rollback(self, outcome: DeployOutcome) -> None: ...
+    def rollback(self, outcome: DeployOutcome) -> str | None:
+        """Put back what served before ``outcome``; what now serves, when the target had to restore it
+        (a Kubernetes revision), else None (the previous version never stopped serving)."""
+        ...
 
     def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:
         """The service's log in chunks; ``previous``: the instance before the last restart or crash."""

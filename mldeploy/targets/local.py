@@ -258,7 +258,7 @@ class LocalDockerTarget:
     def open_endpoint(self, outcome: DeployOutcome) -> Iterator[str]:
         yield outcome.endpoint  # the candidate, published on its own 127.0.0.1 port
 
-    def commit(self, outcome: DeployOutcome) -> None:
+    def commit(self, outcome: DeployOutcome, request_seconds: float | None = None) -> None:
         """Point the front at the new version, then let the old one finish and go."""
         service, port = outcome.service, self.section.port
         candidate = self.engine.state(outcome.instance)
@@ -313,8 +313,9 @@ class LocalDockerTarget:
         if result.timed_out:
             raise PermanentError(f"the front on 127.0.0.1:{port} does not answer {READINESS_PATH}")
 
-    def rollback(self, outcome: DeployOutcome) -> None:
+    def rollback(self, outcome: DeployOutcome) -> str | None:
         self.engine.remove(outcome.instance)  # the live version was never touched
+        return None
 
     # --- operations --------------------------------------------------------------------------
     def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:

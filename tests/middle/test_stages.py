@@ -62,7 +62,6 @@ def test_validate_returns_the_typed_spec(spec: ServiceSpec) -> None:
 @pytest.mark.parametrize(
     ("kind", "section"),
     [
-        ("kubernetes", {"kind": "kubernetes", "namespace": "scoring", "autoscale": {"max_replicas": 4}}),
         ("aci", {"kind": "aci", "resource_group": "rg-ml", "location": "westeurope", "memory_gb": 1.5}),
     ],
 )

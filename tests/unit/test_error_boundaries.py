@@ -122,7 +122,7 @@ ALLOWED = {
         "mldeploy/adapters/oci_registry.py",
         "mldeploy/adapters/package_index.py",
     },
-    "kubernetes": set(),
+    "kubernetes": {"mldeploy/adapters/kube_api.py"},
     "azure": set(),
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
@@ -147,6 +147,9 @@ PURE = [
     "mldeploy.results",
     "mldeploy.drift",
     "mldeploy.targets.base",
+    "mldeploy.manifests",
+    "mldeploy.rollout",
+    "mldeploy.capacity",
 ]
 
 
