@@ -22,7 +22,7 @@ from prefect.states import Completed, Failed
 from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.capacity import capacity, capacity_notice
-from mldeploy.errors import SpecError, TransientError
+from mldeploy.errors import MldeployError, SpecError, TransientError
 from mldeploy.images import ImageRef
 from mldeploy.models import Registrations
 from mldeploy.orchestration import (
@@ -162,7 +162,12 @@ def _deploy(
             raise StageFailed("validate", exc) from None
         keep_secrets(secrets.values())
         engine = DockerEngine()
-        run = RunInputs(spec, secrets, engine, make_target(spec.target, engine=engine), from_stage)
+        try:  # the target's client and credentials, before anything is built for it
+            target_client = make_target(spec.target, engine=engine)
+        except MldeployError as exc:
+            summary.stage("deploy", "failed")
+            raise StageFailed("deploy", exc) from None
+        run = RunInputs(spec, secrets, engine, target_client, from_stage)
         registered = _stage(
             summary, "register", lambda: register_model(spec, force=run.forced("register"), return_state=True)
         )

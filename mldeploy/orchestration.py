@@ -374,3 +374,24 @@ def service_lock(service: str) -> Iterator[None]:
         release_concurrency_slots_with_lease(acquired.lease_id)
         if run_id:
             _write_record(RunRecord(str(run_id), os.getpid(), _start_ticks(os.getpid()), _boot_id(), service))
+
+
+KUBECONFIG_BLOCK_VARIABLE = "MLDEPLOY_KUBECONFIG_BLOCK"
+
+
+def kubeconfig_from_block(name: str) -> dict[str, Any]:
+    """A kubeconfig kept in a Prefect Secret block (its value: the kubeconfig's YAML), so a work pool's
+    workers reach a cluster without a kubeconfig on their disk."""
+    import yaml
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()  # type: ignore[union-attr]
+    except ValueError as exc:  # no such block
+        message = f"no Prefect Secret block named {name!r} ({KUBECONFIG_BLOCK_VARIABLE}): {exc}"
+        raise PermanentError(message, diagnosis=diagnosis.cluster_unavailable(f"block {name}", message)) from exc
+    loaded = yaml.safe_load(value) if isinstance(value, str) else value
+    if not isinstance(loaded, dict) or "clusters" not in loaded:
+        message = f"the Prefect Secret block {name!r} does not hold a kubeconfig (no 'clusters')"
+        raise PermanentError(message, diagnosis=diagnosis.cluster_unavailable(f"block {name}", message))
+    return dict(loaded)

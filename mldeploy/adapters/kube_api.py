@@ -87,16 +87,22 @@ class KubeApi:
         }
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeApi:
-        """The cluster of ``kubeconfig`` (else KUBECONFIG, else ~/.kube/config) and ``context``; inside a pod
-        without a kubeconfig, the pod's own service account."""
+    def from_kubeconfig(
+        cls, kubeconfig: str | None = None, context: str | None = None, *, contents: dict[str, Any] | None = None
+    ) -> KubeApi:
+        """The cluster of ``kubeconfig`` (else KUBECONFIG, else ~/.kube/config) and ``context``; ``contents``: a
+        kubeconfig already read (a Prefect block); inside a pod without a kubeconfig, the pod's service account."""
         import os
 
         from kubernetes import client, config
 
         configuration = client.Configuration()
         try:
-            if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
+            if contents is not None:
+                config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                    contents, context=context, client_configuration=configuration
+                )
+            elif kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
                 config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=kubeconfig, context=context, client_configuration=configuration
                 )

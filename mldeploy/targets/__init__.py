@@ -31,8 +31,15 @@ def make_target(section: TargetSection, *, engine: DockerEngine | None = None, k
 
         return LocalDockerTarget.from_section(section, engine=engine)
     if isinstance(section, KubernetesTarget):
+        import os
+
         from mldeploy.targets.kubernetes import KubernetesTarget as KubernetesDeployTarget
 
+        block = os.environ.get("MLDEPLOY_KUBECONFIG_BLOCK")
+        if block and not kubeconfig:  # a worker's cluster credentials, kept in a Prefect Secret block
+            from mldeploy.orchestration import kubeconfig_from_block
+
+            return KubernetesDeployTarget.from_section(section, contents=kubeconfig_from_block(block))
         return KubernetesDeployTarget.from_section(section, kubeconfig=kubeconfig)
     raise TargetNotAvailable(
         f"target {section.kind!r} is not available in this version (available: {', '.join(AVAILABLE)})"

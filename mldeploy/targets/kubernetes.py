@@ -87,9 +87,14 @@ class KubernetesTarget:
 
     @classmethod
     def from_section(
-        cls, section: KubernetesSection, *, kubeconfig: str | None = None, api: KubeApi | None = None
+        cls,
+        section: KubernetesSection,
+        *,
+        kubeconfig: str | None = None,
+        contents: dict[str, Any] | None = None,
+        api: KubeApi | None = None,
     ) -> KubernetesTarget:
-        return cls(api or KubeApi.from_kubeconfig(kubeconfig, section.context), section)
+        return cls(api or KubeApi.from_kubeconfig(kubeconfig, section.context, contents=contents), section)
 
     @property
     def namespace(self) -> str:

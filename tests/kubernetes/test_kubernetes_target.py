@@ -343,3 +343,21 @@ def test_a_crash_loop_on_the_simulated_node_is_diagnosed_from_its_status(k8s_ser
     assert "code 3" in caught.value.diagnosis.summary
     assert time.monotonic() - started < 20  # kwok's first exit comes 5 s after the pod starts
     assert k8s_service.api.deployment(k8s_service.namespace, k8s_service.name) is None  # a first deploy: removed
+
+
+def test_cluster_credentials_from_a_prefect_secret_block(
+    k8s_service: K8sService, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a work pool's worker has no kubeconfig on its disk: the block holds it
+    from prefect.blocks.system import Secret
+
+    block = f"kubeconfig-{uuid.uuid4().hex[:6]}"
+    Secret(value=Path(cluster.kubeconfig).read_text()).save(block, overwrite=True)
+    monkeypatch.delenv("KUBECONFIG")
+    monkeypatch.setenv("HOME", str(k8s_service.root))  # and no ~/.kube/config either
+    monkeypatch.setenv("MLDEPLOY_KUBECONFIG_BLOCK", block)
+    result = k8s_service.deploy()
+    assert result.summary["status"] == "succeeded", result.summary.get("diagnosis")
+    monkeypatch.setenv("MLDEPLOY_KUBECONFIG_BLOCK", "no-such-block")
+    missing = k8s_service.deploy("--force")
+    assert missing.code == 1 and "no-such-block" in missing.stdout + missing.stderr

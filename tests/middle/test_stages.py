@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from mldeploy.contract import AUTH_KEY_VARS, LABEL_FINGERPRINT, LABEL_IMAGE_FINGERPRINT, LABEL_SECRETS_DIGEST
@@ -16,6 +18,7 @@ from mldeploy.registry_auth import ANONYMOUS, BasicAuth
 from mldeploy.results import BuiltImage
 from mldeploy.settings import Settings
 from mldeploy.spec import ResolvedSecrets, ServiceSpec, load_spec
+from mldeploy.targets.local import LocalDockerTarget
 from tasks.build import build_image
 from tasks.deploy import deploy_service
 from tasks.plan import plan_deployment
@@ -23,7 +26,7 @@ from tasks.push import push_image
 from tasks.register import register_model
 from tasks.smoke import smoke_test
 from tasks.validate import validate_spec
-from tests.middle.conftest import write_spec
+from tests.middle.conftest import free_port, write_spec
 from tests.middle.fakes import CRASH, NEVER_READY, OOM, fake_wheelhouse
 
 NO_SECRETS = ResolvedSecrets()
@@ -343,3 +346,25 @@ def test_a_build_cleans_up_after_a_killed_build(spec, engine, target, tmp_path, 
     build_image.fn(spec, model, planned.plan, engine, resolve=fake_wheelhouse)
     assert not dead.exists() and alive.exists()
     assert removed == [{"mldeploy.service": spec.name}], "the service's untagged layers were pruned"
+
+
+def test_a_burst_that_gets_503s_is_diagnosed_with_the_replica_formula(service_dir, engine, network, tmp_path) -> None:
+    case = {"name": "burst", "request": {"data": [[1, 2]]}, "expect_status": 200, "burst": 12}
+    spec = load_spec(write_spec(service_dir, **{"target.port": free_port(), "smoke": [case]}))
+    target = LocalDockerTarget(engine, network.probe(), spec.target, poll_interval=0.01, drain_seconds=0)  # type: ignore[arg-type]
+    calls = {"n": 0}
+
+    def saturated(container: Any, request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1  # the single request passes; under the burst every third one is refused
+        return httpx.Response(503 if calls["n"] > 1 and calls["n"] % 3 == 0 else 200, json=[3])
+
+    network.score = saturated
+    request, outcome = _deploy(spec, engine, target, tmp_path)
+    with pytest.raises(PermanentError) as caught:
+        smoke_test.fn(spec, outcome, target, request.auth_keys, target.probe)
+    found = caught.value.diagnosis
+    assert found is not None and found.code is Code.BURST_503
+    assert "of 12 refused" in found.summary and "req/s" in found.summary
+    assert "at least" in found.hint and "ceil(" in found.hint
+    assert _serving(target, spec) is None, "the candidate was rolled back, nothing half-committed"
+    assert calls["n"] == 13

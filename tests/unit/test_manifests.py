@@ -151,3 +151,10 @@ def test_objects_carry_the_service_label_delete_selects_on() -> None:
     for obj in render(FULL):
         assert obj["metadata"]["labels"][LABEL_SERVICE] == "diabetes"
         assert obj["metadata"]["namespace"] == "scoring"
+
+
+def test_the_strict_schema_check_can_fail() -> None:
+    deployment = next(o for o in render(FULL) if o["kind"] == "Deployment")
+    broken = {**deployment, "spec": {**deployment["spec"], "replica": 2}}  # a misspelt field
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
