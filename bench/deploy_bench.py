@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,17 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from runtime_bench import free_port  # bench/ is not a package: its folder is on sys.path when run
+from runtime_bench import table as render_table
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "deployments" / "examples" / "diabetes"
 TARGETS = {"cold": 60.0, "noop": 3.0, "score_only": 15.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, seconds: float) -> None:
@@ -164,15 +159,7 @@ def main() -> int:
         (name, f"{value:.2f}", f"≤ {target:g} s" if target else "—", verdict(value, target), note)
         for name, value, target, note in rows
     ]
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in table:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-        for row in [header, *table]:
-            print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(render_table([list(row) for row in table], header, args.markdown))
     return 0
 
 

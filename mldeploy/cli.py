@@ -126,7 +126,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 print(json.dumps(refused.to_dict()))
             return EXIT_SPEC_INVALID
     if not args.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # a quiet terminal (the progress lines say enough), while the run's log in the UI keeps every line
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)  # read by the run's Kubernetes target
     summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)

@@ -38,13 +38,16 @@ MANAGER = "mldeploy"  # the server-side apply field manager
 LABEL_SERVICE = "mldeploy.dev/service"
 LABEL_MODEL = "mldeploy.dev/model"
 LABEL_FINGERPRINT = "mldeploy.dev/fingerprint"
-ANNOTATION_COMMITTED = "mldeploy.dev/committed-revision"  # the revision that last passed its smoke test
-ANNOTATION_INIT_SECONDS = "mldeploy.dev/init-seconds"  # init() time the runtime reported for that revision
-ANNOTATION_REQUEST_SECONDS = "mldeploy.dev/request-seconds"  # median smoke latency measured for that revision
+# What the target records about the service, in a ConfigMap of its own: on the Deployment an annotation
+# would bump metadata.generation (the controller copies them to ReplicaSets), so a re-apply would not be a no-op.
+STATE_COMMITTED = "committed-revision"  # the revision that last passed its smoke test
+STATE_IMAGE = "image"  # the image of that revision
+STATE_INIT_SECONDS = "init-seconds"  # init() time its runtime reported
+STATE_REQUEST_SECONDS = "request-seconds"  # median smoke latency measured for it
 ANNOTATION_SECRETS_DIGEST = "mldeploy.dev/secrets-digest"
 KEYS_DIR = "/run/mldeploy/keys"
 ELIDED = "(elided)"
-PROBE_PERIOD_SECONDS = 5
+PROBE_PERIOD_SECONDS = 2  # startup and readiness: a ready pod joins the Service within ~2 s
 DRAIN_SECONDS = 5  # preStop: endpoints drop the pod before it stops taking requests
 
 
@@ -95,6 +98,24 @@ def _metadata(inputs: KubeInputs, name: str, **annotations: str) -> dict[str, An
     if merged:
         meta["annotations"] = merged
     return meta
+
+
+def state_name(service: str) -> str:
+    return f"{service}-mldeploy-state"
+
+
+def state_config_map(service: str, section: KubernetesTarget, data: Mapping[str, str]) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": service, "app.kubernetes.io/managed-by": MANAGER, LABEL_SERVICE: service}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": state_name(service),
+            "namespace": section.namespace,
+            "labels": {**labels, **section.labels},
+        },
+        "data": dict(sorted(data.items())),
+    }
 
 
 def secret_name(inputs: KubeInputs) -> str:
@@ -192,7 +213,7 @@ def _container(inputs: KubeInputs) -> dict[str, Any]:
         # /readyz within the init() budget, then liveness (/) and readiness take over
         "startupProbe": probe(READINESS_PATH, PROBE_PERIOD_SECONDS, startup_failure_threshold(inputs.startup_seconds)),
         "livenessProbe": probe(LIVENESS_PATH, 10, 3),
-        "readinessProbe": probe(READINESS_PATH, PROBE_PERIOD_SECONDS, 2),
+        "readinessProbe": probe(READINESS_PATH, PROBE_PERIOD_SECONDS, 3),
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,

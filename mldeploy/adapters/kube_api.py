@@ -23,7 +23,6 @@ from mldeploy.errors import MldeployError, PermanentError, TransientError, retry
 from mldeploy.manifests import MANAGER
 
 APPLY = "application/apply-patch+yaml"
-MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = (5, 30)  # connect, read (seconds)
 
@@ -60,6 +59,7 @@ class KubeApi:
         self.apps = client.AppsV1Api(api_client)
         self._apply_methods: dict[tuple[str, str], Callable[..., Any]] = {
             ("v1", "Secret"): self.core.patch_namespaced_secret,
+            ("v1", "ConfigMap"): self.core.patch_namespaced_config_map,
             ("v1", "Service"): self.core.patch_namespaced_service,
             ("apps/v1", "Deployment"): self.apps.patch_namespaced_deployment,
             ("autoscaling/v2", "HorizontalPodAutoscaler"): client.AutoscalingV2Api(
@@ -84,6 +84,7 @@ class KubeApi:
                 client.NetworkingV1Api(api_client).delete_namespaced_ingress,
             ),
             "Secret": (self.core.list_namespaced_secret, self.core.delete_namespaced_secret),
+            "ConfigMap": (self.core.list_namespaced_config_map, self.core.delete_namespaced_config_map),
         }
 
     @classmethod
@@ -173,17 +174,6 @@ class KubeApi:
             )
         return self._plain(result)
 
-    def annotate_deployment(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        """Set (or with None, remove) annotations on the Deployment itself: no new rollout."""
-        with self.translated(f"annotate deployment {namespace}/{name}"):
-            self.apps.patch_namespaced_deployment(
-                name,
-                namespace,
-                {"metadata": {"annotations": annotations}},
-                _content_type=MERGE,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-
     def replace_template(
         self, namespace: str, name: str, template: dict[str, Any], annotations: dict[str, str]
     ) -> None:
@@ -197,6 +187,19 @@ class KubeApi:
             self.apps.patch_namespaced_deployment(
                 name, namespace, patch, _content_type=JSON_PATCH, _request_timeout=REQUEST_TIMEOUT
             )
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A ConfigMap's data ({} when there is none)."""
+        from kubernetes.client.exceptions import ApiException
+
+        with self.translated(f"read config map {namespace}/{name}"):
+            try:
+                found = self.core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return {}
+                raise
+        return dict(found.data or {})
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException

@@ -29,15 +29,18 @@ from mldeploy.adapters.kube_api import KubeApi
 from mldeploy.contract import CONTAINER_PORT, INFO_PATH
 from mldeploy.errors import MldeployError, PermanentError
 from mldeploy.manifests import (
-    ANNOTATION_COMMITTED,
-    ANNOTATION_INIT_SECONDS,
-    ANNOTATION_REQUEST_SECONDS,
     LABEL_FINGERPRINT,
     LABEL_SERVICE,
+    STATE_COMMITTED,
+    STATE_IMAGE,
+    STATE_INIT_SECONDS,
+    STATE_REQUEST_SECONDS,
     KubeInputs,
     quantity_cpu,
     quantity_memory,
     render,
+    state_config_map,
+    state_name,
 )
 from mldeploy.redaction import redact
 from mldeploy.rollout import (
@@ -57,10 +60,6 @@ from mldeploy.waiting import Phase
 LOG_TAIL = 200
 POD_URL = "k8s-pod://"  # DeployOutcome.endpoint: k8s-pod://<namespace>/<pod> (reached through a port-forward)
 ROLLBACK_TIMEOUT_SECONDS = 300.0
-
-
-def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
-    return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
 
 
 def _float(value: str | None) -> float | None:
@@ -105,16 +104,24 @@ class KubernetesTarget:
 
     # --- what is on the cluster ---------------------------------------------------------------------------
 
-    def _committed(self, deployment: dict[str, Any] | None) -> int | None:
-        value = _annotations(deployment).get(ANNOTATION_COMMITTED)
-        return int(value) if value and value.isdigit() else None
+    def _state(self, service: str) -> dict[str, str]:
+        return self.api.config_map_data(self.namespace, state_name(service))
+
+    def _record(self, service: str, updates: dict[str, str]) -> None:
+        """Merge ``updates`` into the service's state (the one writer: a run holding the service's slot)."""
+        data = {**self._state(service), **updates}
+        self.api.apply(state_config_map(service, self.section, data))
+
+    def _committed(self, service: str) -> int | None:
+        value = self._state(service).get(STATE_COMMITTED, "")
+        return int(value) if value.isdigit() else None
 
     def recover(self, service: str, on_line: LineSink) -> None:
         """Only a revision that passed its smoke test serves: a rollout left by a killed run is undone."""
         deployment = self.api.deployment(self.namespace, service)
         if deployment is None:
             return
-        committed, current = self._committed(deployment), revision_of(deployment)
+        committed, current = self._committed(service), revision_of(deployment)
         if committed is None:
             on_line(f"{service}: a first deploy never passed its smoke test (a killed run); removing it")
             self.api.delete_labeled(self.namespace, self._selector(service))
@@ -124,7 +131,8 @@ class KubernetesTarget:
 
     def live(self, service: str) -> LiveService | None:
         deployment = self.api.deployment(self.namespace, service)
-        if deployment is None or self._committed(deployment) is None:
+        state = self._state(service) if deployment is not None else {}
+        if deployment is None or not state.get(STATE_COMMITTED):
             return None
         template = deployment["spec"]["template"]
         container = template["spec"]["containers"][0]
@@ -140,7 +148,7 @@ class KubernetesTarget:
             secrets_digest=annotations.get("mldeploy.dev/secrets-digest", ""),
             instance=f"revision {revision_of(deployment)}",
             started_at=str((deployment.get("metadata") or {}).get("creationTimestamp") or ""),
-            request_seconds=_float(_annotations(deployment).get(ANNOTATION_REQUEST_SECONDS)),
+            request_seconds=_float(state.get(STATE_REQUEST_SECONDS)),
         )
 
     def service_endpoint(self, service: str) -> str:
@@ -152,16 +160,12 @@ class KubernetesTarget:
 
     # --- roll out -------------------------------------------------------------------------------------------
 
-    def _startup_seconds(self, request: DeployRequest, before: dict[str, Any] | None) -> float:
+    def _startup_seconds(self, request: DeployRequest, state: dict[str, str]) -> float:
         """How long init() may take: three times what the runtime reported for this image before, or the
         spec's health timeout when this image never ran here (whichever is longer)."""
-        measured = _annotations(before).get(ANNOTATION_INIT_SECONDS)
-        same_image = (
-            before is not None and before["spec"]["template"]["spec"]["containers"][0]["image"] == request.image
-        )
-        if measured and same_image:
-            with contextlib.suppress(ValueError):
-                return max(request.health_timeout, 3 * float(measured) + 10)
+        measured = _float(state.get(STATE_INIT_SECONDS))
+        if measured is not None and state.get(STATE_IMAGE) == request.image:
+            return max(request.health_timeout, 3 * measured + 10)
         return request.health_timeout
 
     def inputs(self, request: DeployRequest, startup_seconds: float | None = None) -> KubeInputs:
@@ -186,11 +190,12 @@ class KubernetesTarget:
         if self.api.ensure_namespace(self.namespace):
             on_line(f"created namespace {self.namespace}")
         before = self.api.deployment(self.namespace, service)
-        previous = self._committed(before)
+        state = self._state(service) if before is not None else {}
+        previous = int(state[STATE_COMMITTED]) if state.get(STATE_COMMITTED, "").isdigit() else None
         on_line(
             f"revision {previous} serves {service} now" if previous else f"first deploy of {service} to this cluster"
         )
-        for obj in render(self.inputs(request, self._startup_seconds(request, before))):
+        for obj in render(self.inputs(request, self._startup_seconds(request, state))):
             applied = self.api.apply(obj)
             kind, name = obj["kind"], obj["metadata"]["name"]
             if kind == "Deployment":
@@ -308,13 +313,15 @@ class KubernetesTarget:
     def commit(self, outcome: DeployOutcome, request_seconds: float | None = None) -> None:
         """The revision passed: record it (with the init() time its runtime reported and the request time the
         smoke test measured) and drop the Secrets no revision in the history refers to any more."""
-        annotations: dict[str, str | None] = {ANNOTATION_COMMITTED: outcome.instance}
+        deployment = self.api.deployment(self.namespace, outcome.service) or {}
+        containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+        updates = {STATE_COMMITTED: outcome.instance, STATE_IMAGE: str(containers[0].get("image", ""))}
         if request_seconds is not None:
-            annotations[ANNOTATION_REQUEST_SECONDS] = f"{request_seconds:.4f}"
+            updates[STATE_REQUEST_SECONDS] = f"{request_seconds:.4f}"
         init_seconds = self._init_seconds(outcome)
         if init_seconds is not None:
-            annotations[ANNOTATION_INIT_SECONDS] = f"{init_seconds:.2f}"
-        self.api.annotate_deployment(self.namespace, outcome.service, annotations)
+            updates[STATE_INIT_SECONDS] = f"{init_seconds:.2f}"
+        self._record(outcome.service, updates)
         self._collect_secrets(outcome.service)
 
     def _init_seconds(self, outcome: DeployOutcome) -> float | None:
@@ -365,7 +372,7 @@ class KubernetesTarget:
             deployment = self.api.deployment(self.namespace, service)
             if deployment is not None and rollout_status(deployment).phase is Phase.READY:
                 new_revision = revision_of(deployment)
-                self.api.annotate_deployment(self.namespace, service, {ANNOTATION_COMMITTED: str(new_revision)})
+                self._record(service, {STATE_COMMITTED: str(new_revision)})
                 on_line(f"{service} serves the template of revision {revision} again (now revision {new_revision})")
                 return
             self.sleep(self.poll_interval)
@@ -400,7 +407,7 @@ class KubernetesTarget:
         details = {"namespace": self.namespace, "cluster": self.api.server}
         if deployment is not None:
             details["revision"] = str(revision_of(deployment))
-            details["committed revision"] = str(self._committed(deployment) or "none")
+            details["committed revision"] = str(self._committed(service) or "none")
             details["rollout"] = rollout_status(deployment).reason
         return ServiceDescription(kind=self.kind, service=service, live=self.live(service), details=details)
 

@@ -10,6 +10,7 @@ a request loop against the Service's NodePort on 127.0.0.1 loses nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import pytest
 import yaml
 
 from mldeploy.adapters.kube_api import KubeApi
-from mldeploy.manifests import ANNOTATION_COMMITTED, LABEL_SERVICE
+from mldeploy.manifests import LABEL_SERVICE, STATE_COMMITTED, state_name
 from mldeploy.rollout import FINGERPRINT_ANNOTATION, revision_of
 from mldeploy.spec import KubernetesTarget as Section
 from mldeploy.targets.base import DeployRequest
@@ -79,15 +80,28 @@ class K8sService:
         return int(found.spec.ports[0].node_port)
 
 
+def registry_for(cluster: Cluster) -> str:
+    """The registry the cluster pulls from: the local one for the test cluster; for another cluster (the opt-in
+    run, e.g. AKS) MLDEPLOY_TEST_REGISTRY, which its nodes must reach (credentials: its pull access)."""
+    if cluster.ours:
+        return "127.0.0.1:5000"
+    registry = os.environ.get("MLDEPLOY_TEST_REGISTRY")
+    if not registry:
+        pytest.skip(
+            "another cluster (MLDEPLOY_TEST_KUBECONFIG) needs MLDEPLOY_TEST_REGISTRY: a registry its nodes pull from"
+        )
+    return registry
+
+
 @pytest.fixture
 def k8s_service(
     tmp_path: Path,
     cluster: Cluster,
     prefect_server: str,
     real_engine: None,
-    local_only: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[K8sService]:
+    registry = registry_for(cluster)
     monkeypatch.setenv("KUBECONFIG", cluster.kubeconfig)
     if not (EXAMPLE / "model").exists():
         subprocess.run([sys.executable, str(EXAMPLE / "train.py")], check=True, capture_output=True)
@@ -96,13 +110,15 @@ def k8s_service(
     name = f"k8s-{uuid.uuid4().hex[:6]}"
     data = yaml.safe_load((root / "service.yaml").read_text())
     data["name"] = name
+    data["registry"] = {"url": registry}
     data["target"] = {
         "kind": "kubernetes",
         "namespace": name,
         "replicas": 1,
         "cpu_cores": 0.1,
         "memory_gb": 0.5,
-        "service_type": "NodePort",  # the request loop goes through kube-proxy on 127.0.0.1, as a client would
+        # the request loop goes through kube-proxy on 127.0.0.1, as a client would (the test cluster only)
+        "service_type": "NodePort" if cluster.ours else "ClusterIP",
     }
     (root / "service.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     api = KubeApi.from_kubeconfig(cluster.kubeconfig)
@@ -138,10 +154,13 @@ class RequestLoop:
 
 
 @pytest.fixture
-def request_loop(k8s_service: K8sService) -> Iterator[Any]:
+def request_loop(k8s_service: K8sService, cluster: Cluster) -> Iterator[Any]:
+    """Starts a request loop on the test cluster; elsewhere (no NodePort on this machine) none runs."""
     loops: list[tuple[RequestLoop, threading.Thread]] = []
 
-    def start() -> RequestLoop:
+    def start() -> RequestLoop | None:
+        if not cluster.ours:
+            return None
         loop = RequestLoop(k8s_service.node_port())
         thread = threading.Thread(target=loop.run, daemon=True)
         thread.start()
@@ -155,10 +174,12 @@ def request_loop(k8s_service: K8sService) -> Iterator[Any]:
         thread.join(15)
 
 
-def finish(loop: RequestLoop) -> list[int | str]:
+def no_request_lost(loop: RequestLoop | None) -> None:
+    if loop is None:
+        return
     loop.stop.set()
     time.sleep(0.5)
-    return loop.answers
+    assert loop.answers and set(loop.answers) == {200}, f"requests lost while it changed: {set(loop.answers)}"
 
 
 def failed_in(result: CliResult, stage: str, code: str) -> dict[str, Any]:
@@ -180,7 +201,7 @@ def test_a_deploy_serves_and_applying_it_again_changes_nothing(k8s_service: K8sS
     assert (first.code, first.summary["status"]) == (0, "succeeded"), first.summary.get("diagnosis")
     assert first.summary["endpoint"] == f"http://{k8s_service.name}.{k8s_service.namespace}.svc.cluster.local"
     deployment = k8s_service.deployment()
-    assert deployment["metadata"]["annotations"][ANNOTATION_COMMITTED] == "1"
+    assert k8s_service.api.config_map_data(k8s_service.namespace, state_name(k8s_service.name))[STATE_COMMITTED] == "1"
     generation, sets = deployment["metadata"]["generation"], len(k8s_service.replica_sets())
     again = k8s_service.deploy()
     assert again.summary["status"] == "noop"
@@ -205,8 +226,7 @@ def test_init_that_raises_fails_in_seconds_and_the_previous_revision_keeps_servi
     assert "feature store unreachable" in summary["diagnosis"]["detail"]  # the pod's own traceback
     assert stage_seconds(summary, "deploy") < EVIDENCE_BUDGET_SECONDS
     assert summary["rolled_back_to"] == "1"
-    answers = finish(loop)
-    assert answers and set(answers) == {200}, f"requests lost during the failed rollout: {set(answers)}"
+    no_request_lost(loop)
     assert k8s_service.serving_fingerprint() == good
     script.write_text(original)  # the inputs that serve: nothing new to apply
     assert k8s_service.deploy().summary["status"] == "noop"
@@ -221,8 +241,7 @@ def test_a_smoke_test_that_fails_after_a_healthy_rollout_rolls_back(k8s_service:
     summary = failed_in(k8s_service.deploy(), "smoke", "smoke_mismatch")
     assert summary["rolled_back_to"] == "1"
     assert next(s for s in summary["stages"] if s["name"] == "deploy")["state"] == "completed"
-    answers = finish(loop)
-    assert answers and set(answers) == {200}, set(answers)
+    no_request_lost(loop)
     assert k8s_service.serving_fingerprint() == good
 
 
@@ -274,7 +293,7 @@ def target_for(k8s_service: K8sService, **section: Any) -> KubernetesTarget:
         "replicas": 1,
         "cpu_cores": 0.1,
         "memory_gb": 0.5,
-        "service_type": "NodePort",
+        "service_type": "NodePort" if k8s_service.spec.read_text().count("NodePort") else "ClusterIP",
         **section,
     }
     return KubernetesTarget(k8s_service.api, Section.model_validate(keys))
@@ -314,13 +333,14 @@ def test_each_failure_kind_is_diagnosed_in_seconds_and_rolled_back(
     assert caught.value.diagnosis is not None and caught.value.diagnosis.code == code, caught.value.diagnosis
     assert seconds < EVIDENCE_BUDGET_SECONDS, f"{case}: {seconds:.1f} s; {lines}"
     assert caught.value.rolled_back_to == str(revision)
-    answers = finish(loop)
-    assert answers and set(answers) == {200}, set(answers)
+    no_request_lost(loop)
     assert k8s_service.serving_fingerprint() == good
     print(f"\n[k8s] {case}: failed and rolled back in {seconds:.1f} s")
 
 
-def test_a_crash_loop_on_the_simulated_node_is_diagnosed_from_its_status(k8s_service: K8sService) -> None:
+def test_a_crash_loop_on_the_simulated_node_is_diagnosed_from_its_status(
+    k8s_service: K8sService, local_only: None
+) -> None:
     from mldeploy.errors import PermanentError
 
     target = target_for(

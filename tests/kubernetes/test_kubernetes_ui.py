@@ -38,8 +38,9 @@ def test_a_failed_rollout_in_the_prefect_ui(browser_tools: None, k8s_service: K8
     diagnosis = attached[f"{k8s_service.name}-deploy-diagnosis"]["data"]
     assert "init_failed" in diagnosis and "RuntimeError: model store is down" in diagnosis
     assert "RuntimeError: model store is down" in attached[f"{k8s_service.name}-deploy-log"]["data"]
+    run = prefect_api.flow_run(prefect_server, summary["flow_run_id"])
     text = _screenshot_flow_run(
-        prefect_server, summary["flow_run_id"], wait_for=[failed[0]["name"], "Failed"], path=SCREENSHOT
+        prefect_server, summary["flow_run_id"], wait_for=[run["name"], "Failed"], path=SCREENSHOT
     )
     assert "deploy" in text and "Failed" in text
     assert SCREENSHOT.stat().st_size > 20_000

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.manifests import ANNOTATION_COMMITTED
+from mldeploy.manifests import STATE_COMMITTED, state_name
 from mldeploy.rollout import FINGERPRINT_ANNOTATION
 from mldeploy.spec import KubernetesTarget as Section
 from mldeploy.targets.kubernetes import KubernetesTarget
 
 
-def deployment(revision: int, committed: int | None, fingerprint: str = "new") -> dict[str, Any]:
+def deployment(revision: int, fingerprint: str = "new") -> dict[str, Any]:
     annotations = {"deployment.kubernetes.io/revision": str(revision)}
-    if committed is not None:
-        annotations[ANNOTATION_COMMITTED] = str(committed)
     return {
         "metadata": {"name": "svc", "generation": revision, "annotations": annotations},
         "spec": {
@@ -48,8 +46,13 @@ class FakeApi:
     server = "https://fake:6443"
 
     def __init__(
-        self, deployment: dict[str, Any] | None, replica_sets: list[dict[str, Any]], secrets: tuple[str, ...] = ()
+        self,
+        deployment: dict[str, Any] | None,
+        replica_sets: list[dict[str, Any]],
+        secrets: tuple[str, ...] = (),
+        committed: int | None = None,
     ) -> None:
+        self.state: dict[str, str] = {STATE_COMMITTED: str(committed)} if committed is not None else {}
         self.current = deployment
         self.sets = replica_sets
         self.secret_names = list(secrets)
@@ -71,12 +74,17 @@ class FakeApi:
     ) -> None:
         self.calls.append(("replace_template", template, annotations))
         revision = int(self.current["metadata"]["annotations"]["deployment.kubernetes.io/revision"]) + 1  # type: ignore[index]
-        self.current = deployment(revision, None, annotations[FINGERPRINT_ANNOTATION])
+        self.current = deployment(revision, annotations[FINGERPRINT_ANNOTATION])
 
-    def annotate_deployment(self, namespace: str, name: str, annotations: dict[str, Any]) -> None:
-        self.calls.append(("annotate", annotations))
-        assert self.current is not None
-        self.current["metadata"]["annotations"].update(annotations)
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
+        assert name == state_name("svc")
+        return dict(self.state)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        assert obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == state_name("svc")
+        self.calls.append(("state", obj["data"]))
+        self.state = dict(obj["data"])
+        return obj
 
     def secrets(self, namespace: str, selector: str) -> list[str]:
         return list(self.secret_names)
@@ -91,26 +99,26 @@ def target(api: FakeApi) -> KubernetesTarget:
 
 
 def test_a_service_whose_last_rollout_passed_is_left_alone() -> None:
-    api = FakeApi(deployment(2, committed=2), [replica_set(1, "old"), replica_set(2, "new")])
+    api = FakeApi(deployment(2), [replica_set(1, "old"), replica_set(2, "new")], committed=2)
     lines: list[str] = []
     target(api).recover("svc", lines.append)
     assert api.calls == [] and lines == []
 
 
 def test_a_rollout_a_killed_run_left_unjudged_goes_back_to_the_committed_revision() -> None:
-    api = FakeApi(deployment(3, committed=2), [replica_set(2, "good"), replica_set(3, "unjudged")])
+    api = FakeApi(deployment(3), [replica_set(2, "good"), replica_set(3, "unjudged")], committed=2)
     lines: list[str] = []
     target(api).recover("svc", lines.append)
     kind, template, annotations = api.calls[0]
     assert kind == "replace_template"
     assert annotations == {FINGERPRINT_ANNOTATION: "good"}
     assert "pod-template-hash" not in template["metadata"]["labels"]  # kubectl rollout undo's rule
-    assert api.calls[-1] == ("annotate", {ANNOTATION_COMMITTED: "4"})  # the restored template is revision 4
+    assert api.calls[-1] == ("state", {STATE_COMMITTED: "4"})  # the restored template is revision 4
     assert "revision 3 never passed its smoke test" in lines[0]
 
 
 def test_a_first_deploy_that_never_passed_is_removed() -> None:
-    api = FakeApi(deployment(1, committed=None), [replica_set(1, "unjudged")])
+    api = FakeApi(deployment(1), [replica_set(1, "unjudged")])
     lines: list[str] = []
     target(api).recover("svc", lines.append)
     assert api.calls == [("delete_labeled", "mldeploy.dev/service=svc")]
@@ -125,7 +133,7 @@ def test_nothing_deployed_is_nothing_to_recover() -> None:
 
 def test_a_commit_drops_only_secrets_no_revision_refers_to() -> None:
     sets = [replica_set(1, "a", secret="svc-secrets-aaaa"), replica_set(2, "b", secret="svc-secrets-bbbb")]
-    api = FakeApi(deployment(2, committed=1), sets, secrets=["svc-secrets-aaaa", "svc-secrets-bbbb", "svc-secrets-old"])
+    api = FakeApi(deployment(2), sets, secrets=("svc-secrets-aaaa", "svc-secrets-bbbb", "svc-secrets-old"), committed=1)
     from mldeploy.targets.base import DeployOutcome
 
     outcome = DeployOutcome(service="svc", endpoint="k8s-pod://ns/svc-1", instance="2", previous="1")
@@ -134,8 +142,11 @@ def test_a_commit_drops_only_secrets_no_revision_refers_to() -> None:
     t.commit(outcome, request_seconds=0.02)
     assert ("delete_secret", "svc-secrets-old") in api.calls
     assert api.secret_names == ["svc-secrets-aaaa", "svc-secrets-bbbb"]  # revision 1 may still be rolled back to
-    annotations = api.current["metadata"]["annotations"]  # type: ignore[index]
-    assert annotations[ANNOTATION_COMMITTED] == "2"
-    assert (
-        annotations["mldeploy.dev/init-seconds"] == "1.50" and annotations["mldeploy.dev/request-seconds"] == "0.0200"
-    )
+    assert api.state == {
+        STATE_COMMITTED: "2",
+        "image": "r/svc@sha256:1",
+        "init-seconds": "1.50",
+        "request-seconds": "0.0200",
+    }
+    # run data is not kept on the Deployment: an annotation there bumps metadata.generation
+    assert api.current["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "2"}  # type: ignore[index]

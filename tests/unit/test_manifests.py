@@ -139,7 +139,7 @@ def test_secrets_are_named_after_their_digest_so_each_revision_keeps_its_own() -
 
 
 def test_the_startup_budget_becomes_probe_failures() -> None:
-    assert startup_failure_threshold(240) == 48
+    assert startup_failure_threshold(240) == 120
     assert startup_failure_threshold(1) == 1
     startup = next(o for o in render(FULL) if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
         "startupProbe"
