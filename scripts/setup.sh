@@ -54,6 +54,26 @@ else
 fi
 
 # --- Local OCI registry ---------------------------------------------------------------
+REGISTRY_CONFIG="$MLDEPLOY_HOME/registry/config.yml"
+# Deleted manifests (the test run deletes those of its images) leave their blobs on disk until a
+# garbage collection, which must not run while the registry serves: once the store passes 2 GB,
+# stop our registry, collect, and start it again below.
+if [ -f "$REGISTRY_CONFIG" ] && command -v docker-registry >/dev/null 2>&1 \
+    && [ "$(du -sm "$MLDEPLOY_HOME/registry/data" 2>/dev/null | cut -f1)" -gt 2048 ]; then
+  pid="$(pgrep -f "docker-registry serve $REGISTRY_CONFIG" | head -n1 || true)"
+  if [ -n "$pid" ]; then
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
+  if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+    before="$(du -sh "$MLDEPLOY_HOME/registry/data" | cut -f1)"
+    if docker-registry garbage-collect "$REGISTRY_CONFIG" >"$MLDEPLOY_HOME/registry/gc.log" 2>&1; then
+      say "registry garbage-collected: $before -> $(du -sh "$MLDEPLOY_HOME/registry/data" | cut -f1)"
+    else
+      say "warning: registry garbage collection failed (see $MLDEPLOY_HOME/registry/gc.log)"
+    fi
+  fi
+fi
 if curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
   say "registry already answers on http://$REGISTRY_ADDR"
 else
@@ -62,7 +82,7 @@ else
     apt_install docker-registry
   fi
   mkdir -p "$MLDEPLOY_HOME/registry/data"
-  cat >"$MLDEPLOY_HOME/registry/config.yml" <<YAML
+  cat >"$REGISTRY_CONFIG" <<YAML
 version: 0.1
 log: {level: warn}
 storage:
@@ -73,7 +93,7 @@ http:
   relativeurls: true
 YAML
   say "starting the registry on http://$REGISTRY_ADDR (log: $MLDEPLOY_HOME/registry/registry.log)"
-  nohup docker-registry serve "$MLDEPLOY_HOME/registry/config.yml" >"$MLDEPLOY_HOME/registry/registry.log" 2>&1 &
+  nohup docker-registry serve "$REGISTRY_CONFIG" >"$MLDEPLOY_HOME/registry/registry.log" 2>&1 &
   for _ in $(seq 1 40); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
   curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || { say "registry did not come up"; exit 1; }
 fi

@@ -2,15 +2,28 @@
 
 The machine's base image setting (written by `make setup`) is carried over so the engine tests
 build on the same base image as `make demo`.
+
+A full run builds about a hundred images of ~300 MB: each module's images, and their manifests in the
+local registry, are removed when the module ends, so a run does not fill the disk (a node under
+DiskPressure is tainted and the Kubernetes tier's pods stop scheduling).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 _session_root = Path(tempfile.mkdtemp(prefix="mldeploy-tests-"))
+REGISTRY = "127.0.0.1:5000"
+BUILT_BY_US = "mldeploy.service"  # the label every image mldeploy builds carries
 
 
 def pytest_configure(config: object) -> None:
@@ -24,3 +37,55 @@ def pytest_configure(config: object) -> None:
     os.environ["PREFECT_HOME"] = str(_session_root / "prefect-home")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.pop("PREFECT_API_URL", None)  # never write into the user's server from tests
+
+
+def pytest_unconfigure(config: object) -> None:
+    shutil.rmtree(_session_root, ignore_errors=True)
+
+
+def _engine() -> Any:
+    """A Docker client, or None when no engine answers (unit runs)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception:
+        return None
+    return client
+
+
+def _image_ids(client: Any) -> set[str]:
+    return {image.id for image in client.images.list(filters={"label": BUILT_BY_US})}
+
+
+def _delete_from_registry(repo_digest: str) -> None:
+    """DELETE the manifest (the registry frees the blobs at its next garbage collection)."""
+    if not repo_digest.startswith(f"{REGISTRY}/"):
+        return
+    repository, digest = repo_digest[len(REGISTRY) + 1 :].split("@", 1)
+    request = urllib.request.Request(f"http://{REGISTRY}/v2/{repository}/manifests/{digest}", method="DELETE")
+    with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _images_built_by_the_module_are_removed() -> Iterator[None]:
+    client = _engine()
+    before = _image_ids(client) if client is not None else set()
+    yield
+    if client is None:
+        return
+    try:
+        for image in client.images.list(filters={"label": BUILT_BY_US}):
+            if image.id in before:
+                continue
+            try:  # by tag and without force: an image a container still uses stays
+                for tag in image.tags or [image.id]:
+                    client.images.remove(tag)
+            except Exception:
+                continue
+            for repo_digest in image.attrs.get("RepoDigests") or []:
+                _delete_from_registry(repo_digest)
+    finally:
+        client.close()

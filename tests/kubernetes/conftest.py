@@ -10,6 +10,7 @@ then; tests that need the simulated node or the local registry are skipped there
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +89,43 @@ def cluster() -> Iterator[Cluster]:
                 timeout=600,
                 env=_machine_env(),
             )
+
+
+def _crictl(*args: str) -> Any:
+    """crictl against the test node's containerd (paths as scripts/cluster-lib.sh sets them); JSON or None."""
+    cache = Path(os.environ.get("MLDEPLOY_CACHE", Path.home() / ".cache" / "mldeploy"))
+    binary = next((cache / "kubernetes").glob("*/bin/crictl"), None)
+    if binary is None:
+        return None
+    listing = args[0] in ("images", "ps")
+    proc = subprocess.run(
+        [str(binary), "--runtime-endpoint", "unix:///run/mldeploy-containerd/containerd.sock", *args]
+        + (["-o", "json"] if listing else []),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0 or not listing:
+        return None
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _node_images_of_the_module_are_removed(cluster: Cluster) -> Iterator[None]:
+    """The node's copies of the images a module pulled go when it ends (a full disk taints the node)."""
+    yield
+    if not cluster.ours:
+        return
+    images, containers = _crictl("images"), _crictl("ps", "-a")
+    if images is None or containers is None:
+        return
+    in_use = {c.get("imageRef") for c in containers.get("containers", [])} | {
+        c.get("image", {}).get("image") for c in containers.get("containers", [])
+    }
+    for image in images.get("images", []):
+        ours = any(tag.startswith(f"{REGISTRY}/") for tag in image.get("repoTags") or image.get("repoDigests") or [])
+        if ours and not image.get("pinned") and image["id"] not in in_use:
+            _crictl("rmi", image["id"])
 
 
 @pytest.fixture(scope="session")
