@@ -243,23 +243,37 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """The Kubernetes objects a deploy of SPEC applies, as YAML (secret values elided)."""
+    """What a deploy of SPEC sends: the Kubernetes objects as YAML, or the ACI container group as JSON
+    (secret values elided)."""
     from mldeploy.errors import SpecError
-    from mldeploy.manifests import KubeInputs, render, to_yaml
-    from mldeploy.spec import KubernetesTarget
+    from mldeploy.spec import AciTarget, KubernetesTarget
 
     try:
         spec = _load(args)
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_SPEC_INVALID
-    if not isinstance(spec.target, KubernetesTarget):
-        print(f"{spec.path}: target.kind is {spec.target.kind}; render needs --target kubernetes", file=sys.stderr)
-        return EXIT_SPEC_INVALID
+    if isinstance(spec.target, KubernetesTarget):
+        print(f"# {spec.name}: what 'mldeploy deploy' applies (the image digest and fingerprint are set then)")
+        print(_render_kubernetes(spec, spec.target), end="")
+        return EXIT_OK
+    if isinstance(spec.target, AciTarget):
+        print(_render_aci(spec, spec.target), end="")
+        return EXIT_OK
+    print(
+        f"{spec.path}: target.kind is {spec.target.kind}; render needs --target kubernetes or --target aci",
+        file=sys.stderr,
+    )
+    return EXIT_SPEC_INVALID
+
+
+def _render_kubernetes(spec: Any, section: Any) -> str:
+    from mldeploy.manifests import KubeInputs, render, to_yaml
+
     repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
     inputs = KubeInputs(
         service=spec.name,
-        section=spec.target,
+        section=section,
         image=f"{repository}:DIGEST-AT-DEPLOY",
         fingerprint="<deploy fingerprint>",
         model_label=",".join(f"{m.name}:{m.version or 'next'}" for m in spec.all_models),
@@ -268,9 +282,33 @@ def cmd_render(args: argparse.Namespace) -> int:
         startup_seconds=spec.deploy.health_timeout_seconds,
         progress_deadline_seconds=int(max(60, spec.deploy.health_timeout_seconds * 2)),
     )
-    print(f"# {spec.name}: what 'mldeploy deploy' applies (the image digest and fingerprint are set then)")
-    print(to_yaml(render(inputs)), end="")
-    return EXIT_OK
+    return to_yaml(render(inputs))
+
+
+def _render_aci(spec: Any, section: Any) -> str:
+    """The body of PUT .../containerGroups/NAME (JSON has no comments: the deploy-time values are named)."""
+    from mldeploy.aci import GroupInputs, RegistryCredential, container_group, to_json
+    from mldeploy.contract import AUTH_KEY_VARS
+
+    repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
+    registry = None
+    if spec.registry is not None and spec.registry.username:
+        registry = RegistryCredential(spec.registry.url.split("/", 1)[0], spec.registry.username, "")
+    inputs = GroupInputs(
+        service=spec.name,
+        group=f"{spec.name}-<revision>",
+        dns_label=section.dns_name_label or spec.name,
+        location=section.location or "<the resource group's location>",
+        section=section,
+        image=f"{repository}@sha256:<digest at deploy>",
+        fingerprint="<deploy fingerprint>",
+        environment=dict(spec.variables),
+        secret_environment=dict.fromkeys(spec.secrets, ""),
+        auth_keys=dict.fromkeys(AUTH_KEY_VARS, "") if section.auth_enabled else {},
+        registry=registry,
+        startup_seconds=spec.deploy.health_timeout_seconds,
+    )
+    return to_json(container_group(inputs))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -342,9 +380,11 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--target", choices=("local", "kubernetes"), default="local")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
         command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
-    render = sub.add_parser("render", help="print the Kubernetes objects a deploy applies (secret values elided)")
+    render = sub.add_parser(
+        "render", help="print what a deploy sends: Kubernetes objects or the ACI container group (secrets elided)"
+    )
     render.add_argument("spec")
-    render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (render needs kubernetes)")
+    render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (kubernetes or aci)")
     render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
     for command in (deploy, logs, delete, render):
         command.add_argument(
