@@ -210,10 +210,11 @@ def group_status(group: Mapping[str, Any]) -> Status:
     return Status(Phase.PENDING, "container " + ", ".join(s or "starting" for s in waiting))
 
 
-def endpoint_of(group: Mapping[str, Any]) -> str:
-    """http://<fqdn or ip>:<port> of a group's public address ('' while it has none)."""
+def endpoint_of(group: Mapping[str, Any], *, by_ip: bool = False) -> str:
+    """http://<fqdn>:<port> of a group's public address ('' while it has none); ``by_ip``: its IP address
+    instead (what a deploy checks: a new DNS name may take a while to resolve everywhere)."""
     address = _properties(group).get("ipAddress") or {}
-    host = address.get("fqdn") or address.get("ip")
+    host = address.get("ip") if by_ip else address.get("fqdn") or address.get("ip")
     ports = address.get("ports") or []
     if not host or not ports:
         return ""

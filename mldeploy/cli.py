@@ -207,13 +207,24 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _operated_target(args: argparse.Namespace) -> Any:
-    """The target a `logs` or `delete` names: local, or a Kubernetes namespace (and context)."""
-    from mldeploy.spec import KubernetesTarget, LocalTarget
+    """The target a `logs` or `delete` names: the target section of ``--spec``, a Kubernetes namespace (and
+    context), an ACI resource group (public cloud; other clouds through ``--spec``), or local."""
+    from mldeploy.spec import AciTarget, KubernetesTarget, LocalTarget
     from mldeploy.targets import make_target
 
+    if args.spec:
+        return make_target(_load(args).target, kubeconfig=args.kubeconfig)
     if args.target == "kubernetes":
         section = KubernetesTarget(kind="kubernetes", namespace=args.namespace, context=args.context)
         return make_target(section, kubeconfig=args.kubeconfig)
+    if args.target == "aci":
+        if not args.resource_group:
+            raise SystemExit("mldeploy: --target aci needs --resource-group (or --spec SPEC)")
+        return make_target(
+            AciTarget.model_validate(
+                {"kind": "aci", "resource_group": args.resource_group, "subscription_id": args.subscription}
+            )
+        )
     return make_target(LocalTarget())
 
 
@@ -377,9 +388,13 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.set_defaults(func=cmd_delete)
     for command in (logs, delete):
-        command.add_argument("--target", choices=("local", "kubernetes"), default="local")
+        command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
         command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
+        command.add_argument("--resource-group", help="with --target aci")
+        command.add_argument("--subscription", help="with --target aci (else AZURE_SUBSCRIPTION_ID)")
+        command.add_argument("--spec", help="take the target from this spec's target section (any kind or cloud)")
+        command.set_defaults(allow_root=[], allow_direct_urls=False)
     render = sub.add_parser(
         "render", help="print what a deploy sends: Kubernetes objects or the ACI container group (secrets elided)"
     )

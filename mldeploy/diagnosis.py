@@ -50,6 +50,7 @@ class Code(StrEnum):
     QUOTA_REACHED = "quota_reached"
     CAPACITY_UNAVAILABLE = "capacity_unavailable"
     REQUEST_INVALID = "request_invalid"
+    PROVISIONING_FAILED = "provisioning_failed"
     UNKNOWN = "unknown"
 
 
@@ -604,6 +605,16 @@ def aci_invalid(message: str) -> Diagnosis:
         "Azure refused the container group as invalid",
         message,
         "Resource Manager's message above names the field; check target.* against the region's limits",
+        "deploy",
+    )
+
+
+def aci_provisioning_failed(group: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.PROVISIONING_FAILED,
+        f"Azure could not provision container group {group}",
+        f"container group {group}: {message}",
+        "Azure's events above say which part failed (a volume mount, the network, the image); the group is deleted",
         "deploy",
     )
 

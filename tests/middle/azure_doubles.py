@@ -14,11 +14,14 @@ receives. Every request is recorded (the canary sweeps search the bodies).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import re
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -109,6 +112,7 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 Handler = Callable[[Seen], Answer]
@@ -213,6 +217,82 @@ def entra_handler(url: Callable[[], str], tokens: list[str]) -> Handler:
     return handle
 
 
+class DockerBackend:
+    """Runs each container group the ARM double holds as a real container of the local engine, on an address
+    of its own (127.0.0.N, the group's "public IP") and the group's port: the smoke test reaches the real
+    runtime, and the instance view and the log are the container's own. A PUT to an existing group recreates
+    the container, as ACI restarts the containers of an updated group."""
+
+    def __init__(self) -> None:
+        import docker
+
+        self.client = docker.from_env(timeout=120)
+        self.prefix = f"aci-double-{uuid.uuid4().hex[:6]}"
+        self.ips: dict[str, str] = {}
+
+    def _name(self, group: str) -> str:
+        return f"{self.prefix}-{group}"
+
+    def start(self, group: str, body: dict[str, Any]) -> tuple[str, str]:
+        """Run the group's container: (its IP, '') or ('', the pull error ACI would report as an event)."""
+        import docker
+
+        self.stop(group)
+        ip = self.ips.setdefault(group, f"127.0.0.{10 + len(self.ips)}")
+        properties = body["properties"]
+        container = properties["containers"][0]["properties"]
+        env = {v["name"]: v.get("value", v.get("secureValue", "")) for v in container.get("environmentVariables", [])}
+        port = properties["ipAddress"]["ports"][0]["port"]
+        memory = int(float(container["resources"]["requests"]["memoryInGB"]) * 1024**3)
+        try:
+            self.client.containers.run(
+                container["image"],
+                detach=True,
+                name=self._name(group),
+                environment=env,
+                ports={f"{port}/tcp": (ip, port)},
+                mem_limit=memory,
+                labels={"mldeploy.test": "aci-double"},
+            )
+        except (docker.errors.ImageNotFound, docker.errors.APIError) as exc:
+            return "", f'Failed to pull image "{container["image"]}": {exc.explanation or exc}'
+        return ip, ""
+
+    def view(self, group: str) -> dict[str, Any] | None:
+        import docker
+
+        try:
+            attrs = self.client.containers.get(self._name(group)).attrs
+        except docker.errors.NotFound:
+            return None
+        state = attrs["State"]
+        if state["Running"]:
+            current = {"state": "Running", "startTime": state["StartedAt"], "detailStatus": ""}
+        else:
+            detail = "OOMKilled" if state["OOMKilled"] else ("Completed" if state["ExitCode"] == 0 else "Error")
+            current = {"state": "Terminated", "exitCode": state["ExitCode"], "detailStatus": detail}
+        return {"restartCount": attrs.get("RestartCount", 0), "currentState": current, "events": []}
+
+    def logs(self, group: str, tail: int) -> str:
+        import docker
+
+        try:
+            return str(self.client.containers.get(self._name(group)).logs(tail=tail).decode(errors="replace"))
+        except docker.errors.NotFound:
+            return ""
+
+    def stop(self, group: str) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.containers.get(self._name(group)).remove(force=True)
+
+    def close(self) -> None:
+        for container in self.client.containers.list(all=True, filters={"name": self.prefix}):
+            container.remove(force=True)
+        self.client.close()
+
+
 @dataclass
 class Group:
     body: dict[str, Any]
@@ -224,14 +304,23 @@ class Group:
 class ArmDouble:
     """Azure Resource Manager for ``Microsoft.ContainerInstance/containerGroups`` (api-version 2023-05-01)."""
 
-    def __init__(self, tls: tuple[Path, Path, Path], tokens: list[str], *, location: str = "westeurope") -> None:
+    def __init__(
+        self,
+        tls: tuple[Path, Path, Path],
+        tokens: list[str],
+        *,
+        location: str = "westeurope",
+        backend: DockerBackend | None = None,
+    ) -> None:
         self.tokens = tokens
+        self.backend = backend
         self.location = location
         self.groups: dict[tuple[str, str], Group] = {}
         self.operations: dict[str, tuple[str, str, str]] = {}  # id -> (kind, rg, name)
         self.polls_per_operation = 1
         self.state_after_create: Callable[[str, dict[str, Any]], None] | None = None
         self.logs: dict[str, str] = {}
+        self.sent_bodies: dict[str, dict[str, Any]] = {}  # with secure values: what the container runs with
         self.http = HttpsDouble(tls, self.handle)
         self.lock = threading.Lock()
 
@@ -267,15 +356,23 @@ class ArmDouble:
         if rest.startswith("/containers/") and rest.endswith("/logs"):
             if group is None:
                 return self._not_found(name)
-            return Answer(200, {"content": group.log})
+            tail = int((seen.query.get("tail") or ["200"])[0])
+            content = self.backend.logs(name, tail) if self.backend is not None else group.log
+            return Answer(200, {"content": content})
         if seen.method == "PUT":
             return self._put(rg, name, json.loads(seen.body))
         if group is None:
             return self._not_found(name)
         if seen.method == "GET":
+            self._refresh(name, group)
+            return Answer(200, self._visible(group.body))
+        if seen.method == "PATCH":  # tags only
+            group.body["tags"] = json.loads(seen.body).get("tags") or {}
             return Answer(200, self._visible(group.body))
         if seen.method == "DELETE":
             del self.groups[(rg, name)]
+            if self.backend is not None:
+                self.backend.stop(name)
             return Answer(200, self._visible(group.body))
         return Answer.arm_error(405, "MethodNotAllowed", seen.method)
 
@@ -287,15 +384,17 @@ class ArmDouble:
         )
 
     def _put(self, rg: str, name: str, body: dict[str, Any]) -> Answer:
+        self.sent_bodies[name] = body
         stored = json.loads(json.dumps(body))
         stored.update(id=self._group_id(rg, name), name=name, type="Microsoft.ContainerInstance/containerGroups")
         properties = stored["properties"]
-        properties["provisioningState"] = "Creating"
-        properties.setdefault("ipAddress", {})["ip"] = "20.50.0.10"
+        existed = (rg, name) in self.groups
+        properties["provisioningState"] = "Updating" if existed else "Creating"
+        previous_ip = self.groups[(rg, name)].body["properties"]["ipAddress"].get("ip") if existed else None
+        properties.setdefault("ipAddress", {})["ip"] = previous_ip or "20.50.0.10"
         label = properties["ipAddress"].get("dnsNameLabel")
         if label:
             properties["ipAddress"]["fqdn"] = f"{label}.{stored['location']}.azurecontainer.io"
-        existed = (rg, name) in self.groups
         self.groups[(rg, name)] = Group(stored, self.polls_per_operation, log=self.logs.get(name, ""))
         operation = uuid.uuid4().hex
         self.operations[operation] = ("create", rg, name)
@@ -312,8 +411,11 @@ class ArmDouble:
         if group is not None and group.polls_left > 0:
             group.polls_left -= 1
             return Answer(200, {"id": operation, "status": "InProgress"}, {"Retry-After": "0"})
-        if group is not None and group.body["properties"]["provisioningState"] == "Creating":
+        if group is not None and group.body["properties"]["provisioningState"] in ("Creating", "Updating"):
             group.body["properties"]["provisioningState"] = "Succeeded"
+            if self.backend is not None:
+                self._run(name, group)
+                return Answer(200, {"id": operation, "status": "Succeeded"})
             group.body["properties"]["containers"][0]["properties"]["instanceView"] = {
                 "restartCount": 0,
                 "currentState": {"state": "Running", "startTime": "2026-11-30T10:00:00Z", "detailStatus": ""},
@@ -326,6 +428,34 @@ class ArmDouble:
                 self.state_after_create(name, group.body)
         failed = group is not None and group.body["properties"]["provisioningState"] == "Failed"
         return Answer(200, {"id": operation, "status": "Failed" if failed else "Succeeded"})
+
+    def _run(self, name: str, group: Group) -> None:
+        assert self.backend is not None
+        ip, pull_error = self.backend.start(name, self.sent_bodies[name])
+        view: dict[str, Any]
+        if pull_error:
+            view = {
+                "restartCount": 0,
+                "currentState": {"state": "Waiting", "detailStatus": ""},
+                "events": [{"name": "Failed", "type": "Warning", "count": 1, "message": pull_error}],
+            }
+        else:
+            group.body["properties"]["ipAddress"]["ip"] = ip
+            view = self.backend.view(name) or {}
+        group.body["properties"]["containers"][0]["properties"]["instanceView"] = view
+        if self.state_after_create is not None:
+            self.state_after_create(name, group.body)
+
+    def _refresh(self, name: str, group: Group) -> None:
+        """The instance view as the container really is now (Running, or Terminated with its exit code)."""
+        if self.backend is None or group.body["properties"]["provisioningState"] != "Succeeded":
+            return
+        container = group.body["properties"]["containers"][0]["properties"]
+        if (container.get("instanceView") or {}).get("currentState", {}).get("state") == "Waiting":
+            return
+        view = self.backend.view(name)
+        if view is not None:
+            container["instanceView"] = view
 
     @staticmethod
     def _visible(body: dict[str, Any]) -> dict[str, Any]:
@@ -340,6 +470,8 @@ class ArmDouble:
 
     def close(self) -> None:
         self.http.close()
+        if self.backend is not None:
+            self.backend.close()
 
 
 @dataclass
@@ -362,15 +494,21 @@ class Azure:
 
 
 @contextmanager
-def azure_doubles(folder: Path, monkeypatch: Any) -> Iterator[Azure]:
+def azure_doubles(folder: Path, monkeypatch: Any, *, run_containers: bool = False) -> Iterator[Azure]:
     tls = make_tls(folder)
     tokens: list[str] = []
     holder: dict[str, str] = {}
     entra = HttpsDouble(tls, entra_handler(lambda: holder["url"], tokens))
     holder["url"] = entra.url
-    arm = ArmDouble(tls, tokens)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[0]))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls[0]))
+    arm = ArmDouble(tls, tokens, backend=DockerBackend() if run_containers else None)
+    # the machine's CAs and the test CA: what else the process reaches (a package index) keeps working
+    import certifi
+
+    system = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+    bundle = folder / "bundle.pem"
+    bundle.write_text((system if system.is_file() else Path(certifi.where())).read_text() + tls[0].read_text())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     try:
         yield Azure(entra, arm, tls[0], tokens)
     finally:
