@@ -293,6 +293,33 @@ class DockerBackend:
         self.client.close()
 
 
+def acr_handler(tokens: list[str], refresh_tokens: list[str]) -> Handler:
+    """ACR's token endpoints: ``/oauth2/exchange`` takes an Entra access token the Entra double issued and
+    answers a refresh token; ``/oauth2/token`` trades one for an access token (Basic auth with the null user,
+    as Docker and the /v2 client send it, or the refresh_token grant)."""
+
+    def handle(seen: Seen) -> Answer:
+        form = parse_qs(seen.body.decode()) if seen.body else {}
+        if seen.method == "POST" and seen.path == "/oauth2/exchange":
+            if form.get("grant_type") != ["access_token"] or form.get("access_token", [""])[0] not in tokens:
+                return Answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid Entra token"}]})
+            refresh = f"acr-refresh-{uuid.uuid4().hex}"
+            refresh_tokens.append(refresh)
+            return Answer(200, {"refresh_token": refresh})
+        if seen.path == "/oauth2/token":
+            import base64
+
+            basic = seen.headers.get("Authorization", "").removeprefix("Basic ")
+            password = base64.b64decode(basic).decode().split(":", 1)[-1] if basic else ""
+            offered = form.get("refresh_token", [password])[0]
+            if offered not in refresh_tokens:
+                return Answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid refresh token"}]})
+            return Answer(200, {"access_token": f"acr-access-{uuid.uuid4().hex}"})
+        return Answer(404, {"errors": [{"code": "NOT_FOUND"}]})
+
+    return handle
+
+
 @dataclass
 class Group:
     body: dict[str, Any]
