@@ -207,13 +207,24 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _operated_target(args: argparse.Namespace) -> Any:
-    """The target a `logs` or `delete` names: local, or a Kubernetes namespace (and context)."""
-    from mldeploy.spec import KubernetesTarget, LocalTarget
+    """The target a `logs` or `delete` names: the target section of ``--spec``, a Kubernetes namespace (and
+    context), an ACI resource group (public cloud; other clouds through ``--spec``), or local."""
+    from mldeploy.spec import AciTarget, KubernetesTarget, LocalTarget
     from mldeploy.targets import make_target
 
+    if args.spec:
+        return make_target(_load(args).target, kubeconfig=args.kubeconfig)
     if args.target == "kubernetes":
         section = KubernetesTarget(kind="kubernetes", namespace=args.namespace, context=args.context)
         return make_target(section, kubeconfig=args.kubeconfig)
+    if args.target == "aci":
+        if not args.resource_group:
+            raise SystemExit("mldeploy: --target aci needs --resource-group (or --spec SPEC)")
+        return make_target(
+            AciTarget.model_validate(
+                {"kind": "aci", "resource_group": args.resource_group, "subscription_id": args.subscription}
+            )
+        )
     return make_target(LocalTarget())
 
 
@@ -243,23 +254,37 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """The Kubernetes objects a deploy of SPEC applies, as YAML (secret values elided)."""
+    """What a deploy of SPEC sends: the Kubernetes objects as YAML, or the ACI container group as JSON
+    (secret values elided)."""
     from mldeploy.errors import SpecError
-    from mldeploy.manifests import KubeInputs, render, to_yaml
-    from mldeploy.spec import KubernetesTarget
+    from mldeploy.spec import AciTarget, KubernetesTarget
 
     try:
         spec = _load(args)
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_SPEC_INVALID
-    if not isinstance(spec.target, KubernetesTarget):
-        print(f"{spec.path}: target.kind is {spec.target.kind}; render needs --target kubernetes", file=sys.stderr)
-        return EXIT_SPEC_INVALID
+    if isinstance(spec.target, KubernetesTarget):
+        print(f"# {spec.name}: what 'mldeploy deploy' applies (the image digest and fingerprint are set then)")
+        print(_render_kubernetes(spec, spec.target), end="")
+        return EXIT_OK
+    if isinstance(spec.target, AciTarget):
+        print(_render_aci(spec, spec.target), end="")
+        return EXIT_OK
+    print(
+        f"{spec.path}: target.kind is {spec.target.kind}; render needs --target kubernetes or --target aci",
+        file=sys.stderr,
+    )
+    return EXIT_SPEC_INVALID
+
+
+def _render_kubernetes(spec: Any, section: Any) -> str:
+    from mldeploy.manifests import KubeInputs, render, to_yaml
+
     repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
     inputs = KubeInputs(
         service=spec.name,
-        section=spec.target,
+        section=section,
         image=f"{repository}:DIGEST-AT-DEPLOY",
         fingerprint="<deploy fingerprint>",
         model_label=",".join(f"{m.name}:{m.version or 'next'}" for m in spec.all_models),
@@ -268,9 +293,33 @@ def cmd_render(args: argparse.Namespace) -> int:
         startup_seconds=spec.deploy.health_timeout_seconds,
         progress_deadline_seconds=int(max(60, spec.deploy.health_timeout_seconds * 2)),
     )
-    print(f"# {spec.name}: what 'mldeploy deploy' applies (the image digest and fingerprint are set then)")
-    print(to_yaml(render(inputs)), end="")
-    return EXIT_OK
+    return to_yaml(render(inputs))
+
+
+def _render_aci(spec: Any, section: Any) -> str:
+    """The body of PUT .../containerGroups/NAME (JSON has no comments: the deploy-time values are named)."""
+    from mldeploy.aci import GroupInputs, RegistryCredential, container_group, to_json
+    from mldeploy.contract import AUTH_KEY_VARS
+
+    repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
+    registry = None
+    if spec.registry is not None and spec.registry.username:
+        registry = RegistryCredential(spec.registry.url.split("/", 1)[0], spec.registry.username, "")
+    inputs = GroupInputs(
+        service=spec.name,
+        group=f"{spec.name}-<revision>",
+        dns_label=section.dns_name_label or spec.name,
+        location=section.location or "<the resource group's location>",
+        section=section,
+        image=f"{repository}@sha256:<digest at deploy>",
+        fingerprint="<deploy fingerprint>",
+        environment=dict(spec.variables),
+        secret_environment=dict.fromkeys(spec.secrets, ""),
+        auth_keys=dict.fromkeys(AUTH_KEY_VARS, "") if section.auth_enabled else {},
+        registry=registry,
+        startup_seconds=spec.deploy.health_timeout_seconds,
+    )
+    return to_json(container_group(inputs))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -339,12 +388,18 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.set_defaults(func=cmd_delete)
     for command in (logs, delete):
-        command.add_argument("--target", choices=("local", "kubernetes"), default="local")
+        command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
         command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
-    render = sub.add_parser("render", help="print the Kubernetes objects a deploy applies (secret values elided)")
+        command.add_argument("--resource-group", help="with --target aci")
+        command.add_argument("--subscription", help="with --target aci (else AZURE_SUBSCRIPTION_ID)")
+        command.add_argument("--spec", help="take the target from this spec's target section (any kind or cloud)")
+        command.set_defaults(allow_root=[], allow_direct_urls=False)
+    render = sub.add_parser(
+        "render", help="print what a deploy sends: Kubernetes objects or the ACI container group (secrets elided)"
+    )
     render.add_argument("spec")
-    render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (render needs kubernetes)")
+    render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (kubernetes or aci)")
     render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
     for command in (deploy, logs, delete, render):
         command.add_argument(

@@ -45,6 +45,12 @@ class Code(StrEnum):
     CLUSTER_UNAVAILABLE = "cluster_unavailable"
     CLUSTER_ACCESS_DENIED = "cluster_access_denied"
     ROLLOUT_TIMEOUT = "rollout_timeout"
+    AZURE_ACCESS_DENIED = "azure_access_denied"
+    AZURE_UNAVAILABLE = "azure_unavailable"
+    QUOTA_REACHED = "quota_reached"
+    CAPACITY_UNAVAILABLE = "capacity_unavailable"
+    REQUEST_INVALID = "request_invalid"
+    PROVISIONING_FAILED = "provisioning_failed"
     UNKNOWN = "unknown"
 
 
@@ -542,6 +548,95 @@ def cluster_access_denied(where: str, message: str) -> Diagnosis:
         message,
         "the kubeconfig's user needs to create and patch Deployments, Services, Secrets, autoscalers and "
         "disruption budgets in the namespace, read pods and their logs, and port-forward (pods/portforward)",
+        "deploy",
+    )
+
+
+# --- Azure ---------------------------------------------------------------------------------
+
+
+def azure_access_denied(where: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.AZURE_ACCESS_DENIED,
+        f"Azure refused the credentials or the permission ({where})",
+        message,
+        "the identity (DefaultAzureCredential: AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, a managed "
+        "identity, or az login) needs Contributor on the resource group "
+        "(Microsoft.ContainerInstance/containerGroups/*) and AcrPush on the registry; a permanent error: not retried",
+        "deploy",
+    )
+
+
+def azure_unavailable(where: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.AZURE_UNAVAILABLE,
+        f"Azure Resource Manager at {where} is busy or does not answer",
+        message,
+        "another operation on the same container group, throttling (HTTP 429) or an outage; the stage retries "
+        "(at least as long as Retry-After asks); rerun later — finished stages are not repeated",
+        "deploy",
+    )
+
+
+def aci_quota(message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.QUOTA_REACHED,
+        "the subscription's Azure Container Instances quota is reached",
+        message,
+        "delete unused container groups in the region, or ask for a quota increase (Azure portal: Usage + quotas)",
+        "deploy",
+    )
+
+
+def aci_capacity(message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.CAPACITY_UNAVAILABLE,
+        "the region has no capacity for this container group right now",
+        message,
+        "lower target.cpu_cores / target.memory_gb, pick another target.location, or rerun later (Azure says the "
+        "condition is usually intermittent)",
+        "deploy",
+    )
+
+
+def aci_invalid(message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.REQUEST_INVALID,
+        "Azure refused the container group as invalid",
+        message,
+        "Resource Manager's message above names the field; check target.* against the region's limits",
+        "deploy",
+    )
+
+
+def aci_provisioning_failed(group: str, message: str) -> Diagnosis:
+    return Diagnosis(
+        Code.PROVISIONING_FAILED,
+        f"Azure could not provision container group {group}",
+        f"container group {group}: {message}",
+        "Azure's events above say which part failed (a volume mount, the network, the image); the group is deleted",
+        "deploy",
+    )
+
+
+def aci_image_pull_failed(image: str, message: str, group: str) -> Diagnosis:
+    """InaccessibleImage / RegistryErrorResponse, or a container Waiting on a pull, told apart by Azure's message."""
+    evidence = f"container group {group}: {message}"
+    if _PULL_MISSING.search(message) and not _PULL_DENIED.search(message):
+        return Diagnosis(
+            Code.IMAGE_NOT_FOUND,
+            f"the image {image} does not exist in its registry",
+            evidence,
+            "the registry does not serve this name or digest: check registry.url, and rerun from the push stage "
+            "(mldeploy deploy SPEC --from-stage push)",
+            "deploy",
+        )
+    return Diagnosis(
+        Code.REGISTRY_AUTH_DENIED,
+        f"Azure Container Instances may not pull {image}",
+        evidence,
+        "ACI pulls with the group's registry credentials: registry.username and registry.password_env (an ACR "
+        "token or admin user, with AcrPull on the registry); also check that the image name and digest exist",
         "deploy",
     )
 

@@ -94,6 +94,13 @@ class OciRegistry:
             response = self.client.get(realm, params=params, auth=self.auth)
         except httpx.HTTPError as exc:
             raise TransientError(f"registry {self.registry} token endpoint: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:  # busy, not a refusal
+            message = f"token endpoint answered {response.status_code}"
+            raise TransientError(
+                f"registry {self.registry}: {message}",
+                diagnosis=diagnosis.registry_unavailable(self.registry, message),
+                delay=retry_after_seconds(response.headers.get("retry-after")),
+            )
         if response.status_code != 200:
             raise PermanentError(
                 f"registry {self.registry} refused a token (HTTP {response.status_code})",

@@ -190,6 +190,11 @@ class AciTarget(Section):
     dns_name_label: Annotated[DnsLabel, Field(min_length=3)] | None = Field(
         None, description="DNS name label: LABEL.LOCATION.azurecontainer.io; none: the service name."
     )
+    port: Annotated[
+        int,
+        Field(ge=1024, le=65535),
+        Fix("use a port from 1024 (the runtime does not run as root, so it cannot bind below 1024)"),
+    ] = Field(5001, description="Public port of the scoring endpoint (http://FQDN:PORT/score).")
     auth_enabled: bool = Field(False, description="Require a key on /score (keys from secrets).")
     restart_policy: Literal["Always", "OnFailure", "Never"] = Field("Always", description="Container restart policy.")
     cloud: AzureCloud = Field(

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mldeploy.spec import KubernetesTarget, LocalTarget, TargetSection
+from mldeploy.spec import AciTarget, KubernetesTarget, LocalTarget, TargetSection
 from mldeploy.targets.base import Target
 
 if TYPE_CHECKING:
     from mldeploy.adapters.docker_engine import DockerEngine
 
-AVAILABLE: tuple[str, ...] = ("local", "kubernetes")
+AVAILABLE: tuple[str, ...] = ("local", "kubernetes", "aci")
 
 
 class TargetNotAvailable(ValueError):
@@ -41,6 +41,23 @@ def make_target(section: TargetSection, *, engine: DockerEngine | None = None, k
 
             return KubernetesDeployTarget.from_section(section, contents=kubeconfig_from_block(block))
         return KubernetesDeployTarget.from_section(section, kubeconfig=kubeconfig)
+    if isinstance(section, AciTarget):
+        import os
+
+        from mldeploy import diagnosis
+        from mldeploy.adapters.aci_api import AciApi, credential_for
+        from mldeploy.azure_cloud import cloud_of
+        from mldeploy.errors import PermanentError
+        from mldeploy.targets.aci import AciDeployTarget
+
+        subscription = section.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+        if not subscription:
+            message = "no Azure subscription: set target.subscription_id or AZURE_SUBSCRIPTION_ID"
+            raise PermanentError(message, diagnosis=diagnosis.azure_access_denied("the spec", message))
+        cloud = cloud_of(
+            section.cloud, arm_endpoint=section.arm_endpoint, authority_host=section.authority_host, environ=os.environ
+        )
+        return AciDeployTarget(AciApi(credential_for(cloud, os.environ), subscription, cloud), section)
     raise TargetNotAvailable(
         f"target {section.kind!r} is not available in this version (available: {', '.join(AVAILABLE)})"
     )

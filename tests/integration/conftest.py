@@ -10,6 +10,7 @@ import contextlib
 import crypt  # bcrypt for the test registry's htpasswd (glibc's libxcrypt); deprecated in 3.13
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -224,7 +225,7 @@ def make_service(
             subprocess.run([sys.executable, str(source / "train.py")], check=True, capture_output=True)
         root = tmp_path / f"{example}-{len(created)}"
         shutil.copytree(source, root)
-        slug = request.node.name.lower().replace("_", "-")[:40].strip("-")
+        slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower().replace("_", "-"))[:40].strip("-")
         service = Service(root=root, name=f"t-{slug}-{len(created)}", port=free_port())
         service.edit_spec(name=service.name, **{"target.port": service.port})
         created.append(service)

@@ -11,7 +11,7 @@ import pytest
 
 from mldeploy.contract import AUTH_KEY_VARS, LABEL_FINGERPRINT, LABEL_IMAGE_FINGERPRINT, LABEL_SECRETS_DIGEST
 from mldeploy.diagnosis import Code
-from mldeploy.errors import PermanentError, SpecError, TransientError
+from mldeploy.errors import PermanentError, TransientError
 from mldeploy.models import ModelRegistry
 from mldeploy.plan import deploy_request
 from mldeploy.registry_auth import ANONYMOUS, BasicAuth
@@ -62,19 +62,10 @@ def test_validate_returns_the_typed_spec(spec: ServiceSpec) -> None:
     assert validated.name == "fixture-svc" and validated.target.kind == "local"
 
 
-@pytest.mark.parametrize(
-    ("kind", "section"),
-    [
-        ("aci", {"kind": "aci", "resource_group": "rg-ml", "location": "westeurope", "memory_gb": 1.5}),
-    ],
-)
-def test_a_remote_section_validates_but_is_refused_at_deploy_in_this_version(service_dir, kind, section) -> None:
-    path = write_spec(service_dir, target=section)
-    assert load_spec(path).target.kind == kind  # the section itself is valid
-    with pytest.raises(SpecError) as caught:
-        validate_spec.fn(str(path))
-    (problem,) = caught.value.problems
-    assert problem.field == "target.kind" and "not available in this version" in problem.message
+def test_an_aci_section_validates(service_dir) -> None:
+    section = {"kind": "aci", "resource_group": "rg-ml", "location": "westeurope", "memory_gb": 1.5}
+    validated = validate_spec.fn(str(write_spec(service_dir, target=section)))
+    assert validated.target.kind == "aci" and validated.target.memory_gb == 1.5
 
 
 # --- register ----------------------------------------------------------------------------------

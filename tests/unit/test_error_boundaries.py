@@ -123,7 +123,7 @@ ALLOWED = {
         "mldeploy/adapters/package_index.py",
     },
     "kubernetes": {"mldeploy/adapters/kube_api.py"},
-    "azure": set(),
+    "azure": {"mldeploy/adapters/aci_api.py"},
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
 # Pure modules: importing one (and everything it imports) loads no SDK, no adapter, no Prefect.
