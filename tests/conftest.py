@@ -55,8 +55,13 @@ def _engine() -> Any:
     return client
 
 
-def _image_ids(client: Any) -> set[str]:
-    return {image.id for image in client.images.list(filters={"label": BUILT_BY_US})}
+def _images(client: Any) -> list[dict[str, Any]]:
+    """Images mldeploy built, in one engine call (no per-image inspect that a concurrent removal could break);
+    none when the engine does not answer: cleaning up never fails a test."""
+    try:
+        return list(client.api.images(filters={"label": BUILT_BY_US}))
+    except Exception:
+        return []
 
 
 def _delete_from_registry(repo_digest: str) -> None:
@@ -72,20 +77,21 @@ def _delete_from_registry(repo_digest: str) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _images_built_by_the_module_are_removed() -> Iterator[None]:
     client = _engine()
-    before = _image_ids(client) if client is not None else set()
+    before = {image["Id"] for image in _images(client)} if client is not None else set()
     yield
     if client is None:
         return
     try:
-        for image in client.images.list(filters={"label": BUILT_BY_US}):
-            if image.id in before:
+        for image in _images(client):
+            if image["Id"] in before:
                 continue
             try:  # by tag and without force: an image a container still uses stays
-                for tag in image.tags or [image.id]:
+                tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+                for tag in tags or [image["Id"]]:
                     client.images.remove(tag)
             except Exception:
                 continue
-            for repo_digest in image.attrs.get("RepoDigests") or []:
+            for repo_digest in image.get("RepoDigests") or []:
                 _delete_from_registry(repo_digest)
     finally:
         client.close()

@@ -121,9 +121,10 @@ ALLOWED = {
         "mldeploy/adapters/http_probe.py",
         "mldeploy/adapters/oci_registry.py",
         "mldeploy/adapters/package_index.py",
+        "mldeploy/adapters/acr_auth.py",
     },
     "kubernetes": {"mldeploy/adapters/kube_api.py"},
-    "azure": {"mldeploy/adapters/aci_api.py"},
+    "azure": {"mldeploy/adapters/aci_api.py", "mldeploy/adapters/acr_auth.py"},
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
 # Pure modules: importing one (and everything it imports) loads no SDK, no adapter, no Prefect.
