@@ -21,6 +21,7 @@ and becomes the live group (on its temporary label) when the old one was already
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -214,7 +215,7 @@ class AciDeployTarget:
         """Poll the group until its container runs and /readyz answers, or its state proves it never will."""
         timeout = self._budget(request)
         deadline = self.clock() + timeout
-        said, log = "", ""
+        said = ""
         while True:
             group = self.api.get(self.resource_group, name)
             if group is None:
@@ -264,13 +265,15 @@ class AciDeployTarget:
         self.api.set_tags(self.resource_group, name, {**_tags(group), TAG_ROLE: ROLE_PROVEN, **extra})
         if outcome.previous:
             self.api.delete(self.resource_group, outcome.previous)
-        body = self.sent.pop(name, None)
-        if body is None:  # a resumed run in another process: it serves on its own label until the next deploy
+        sent = self.sent.get(name)  # kept until the move succeeded: a retried commit needs it again
+        if sent is None:  # a resumed run in another process: it serves on its own label until the next deploy
             self.api.set_tags(self.resource_group, name, {**_tags(group), TAG_ROLE: ROLE_LIVE, **extra})
             return
+        body = json.loads(json.dumps(sent))
         body["properties"]["ipAddress"]["dnsNameLabel"] = self.service_label(service)
         body["tags"] = {**body["tags"], TAG_ROLE: ROLE_LIVE, **extra}
         self.api.create_or_update(self.resource_group, name, body)
+        self.sent.pop(name, None)
         deadline = self.clock() + 300.0
         while self.clock() < deadline:  # an updated group's containers restart: it must answer again
             moved = self.api.get(self.resource_group, name) or {}

@@ -105,3 +105,37 @@ def test_group_names_fit_acis_limit() -> None:
     long = group_name("a" * 80, "abc123")
     assert len(long) == 63 and long.endswith("-abc123")
     assert group_name("a" * 55 + "-b", "abc123") == "a" * 55 + "-abc123"  # never a double dash at the cut
+
+
+class AlwaysReady:
+    def healthy(self, url: str, timeout: float = 2.0) -> bool:
+        return True
+
+
+def test_a_commit_cut_by_a_409_is_retried_to_the_end(target: AciDeployTarget, azure: Azure) -> None:
+    from mldeploy.errors import TransientError
+    from mldeploy.targets.base import DeployRequest
+    from tests.middle.azure_doubles import Answer
+
+    target.probe = AlwaysReady()  # type: ignore[assignment]
+    target.poll_interval = 0.01
+    put(target, "svc-aaaaaa", "live", label="svc")
+    request = DeployRequest(
+        service="svc",
+        image="127.0.0.1:5000/svc@sha256:" + "c" * 64,
+        fingerprint="9" * 64,
+        health_timeout=30,
+        secret_environment={"API_TOKEN": "canary-commit-retry"},
+    )
+    outcome = target.deploy(request, lambda line: None)
+    assert outcome.previous == "svc-aaaaaa" and roles(azure)[outcome.instance] == "candidate"
+    azure.arm.http.script("PUT", rf"/containerGroups/{outcome.instance}$", Answer.arm_error(409, "Conflict", "busy"))
+    with pytest.raises(TransientError):
+        target.commit(outcome, 0.01)
+    target.commit(outcome, 0.01)  # the stage's retry
+    assert roles(azure) == {outcome.instance: "live"}
+    moved = azure.arm.groups[(RG, outcome.instance)].body
+    assert moved["properties"]["ipAddress"]["dnsNameLabel"] == "svc"
+    assert azure.arm.sent_bodies[outcome.instance]["properties"]["containers"][0]["properties"]["environmentVariables"][
+        -1
+    ] == {"name": "API_TOKEN", "secureValue": "canary-commit-retry"}  # the move kept the secret
