@@ -56,10 +56,13 @@ fi
 # --- Local OCI registry ---------------------------------------------------------------
 REGISTRY_CONFIG="$MLDEPLOY_HOME/registry/config.yml"
 # Deleted manifests (the test run deletes those of its images) leave their blobs on disk until a
-# garbage collection, which must not run while the registry serves: once the store passes 2 GB,
-# stop our registry, collect, and start it again below.
+# garbage collection, which must not run while the registry serves (a push in flight loses its
+# blobs): once the store has grown 2 GB since the last collection, stop our registry, collect, and
+# start it again below.
+REGISTRY_COLLECTED="$MLDEPLOY_HOME/registry/collected-mb"
+store_mb() { du -sm "$MLDEPLOY_HOME/registry/data" 2>/dev/null | cut -f1; }
 if [ -f "$REGISTRY_CONFIG" ] && command -v docker-registry >/dev/null 2>&1 \
-    && [ "$(du -sm "$MLDEPLOY_HOME/registry/data" 2>/dev/null | cut -f1)" -gt 2048 ]; then
+    && [ "$(store_mb)" -gt "$(( $(cat "$REGISTRY_COLLECTED" 2>/dev/null || echo 0) + 2048 ))" ]; then
   pid="$(pgrep -f "docker-registry serve $REGISTRY_CONFIG" | head -n1 || true)"
   if [ -n "$pid" ]; then
     kill "$pid"
@@ -69,6 +72,7 @@ if [ -f "$REGISTRY_CONFIG" ] && command -v docker-registry >/dev/null 2>&1 \
     before="$(du -sh "$MLDEPLOY_HOME/registry/data" | cut -f1)"
     if docker-registry garbage-collect "$REGISTRY_CONFIG" >"$MLDEPLOY_HOME/registry/gc.log" 2>&1; then
       say "registry garbage-collected: $before -> $(du -sh "$MLDEPLOY_HOME/registry/data" | cut -f1)"
+      store_mb >"$REGISTRY_COLLECTED"
     else
       say "warning: registry garbage collection failed (see $MLDEPLOY_HOME/registry/gc.log)"
     fi
