@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import re
+import secrets
 import ssl
 import threading
 import time
@@ -219,7 +220,7 @@ def entra_handler(url: Callable[[], str], tokens: list[str]) -> Handler:
 
 class DockerBackend:
     """Runs each container group the ARM double holds as a real container of the local engine, on an address
-    of its own (127.0.0.N, the group's "public IP") and the group's port: the smoke test reaches the real
+    of its own (127.X.Y.N, the group's "public IP") and the group's port: the smoke test reaches the real
     runtime, and the instance view and the log are the container's own. A PUT to an existing group recreates
     the container, as ACI restarts the containers of an updated group."""
 
@@ -229,6 +230,7 @@ class DockerBackend:
         self.client = docker.from_env(timeout=120)
         self.prefix = f"aci-double-{uuid.uuid4().hex[:6]}"
         self.ips: dict[str, str] = {}
+        self.net = f"127.{secrets.randbelow(250) + 2}.{secrets.randbelow(250) + 2}"  # apart from other sessions
 
     def _name(self, group: str) -> str:
         return f"{self.prefix}-{group}"
@@ -238,7 +240,7 @@ class DockerBackend:
         import docker
 
         self.stop(group)
-        ip = self.ips.setdefault(group, f"127.0.0.{10 + len(self.ips)}")
+        ip = self.ips.setdefault(group, f"{self.net}.{10 + len(self.ips)}")
         properties = body["properties"]
         container = properties["containers"][0]["properties"]
         env = {v["name"]: v.get("value", v.get("secureValue", "")) for v in container.get("environmentVariables", [])}
@@ -254,7 +256,11 @@ class DockerBackend:
                 mem_limit=memory,
                 labels={"mldeploy.test": "aci-double"},
             )
-        except (docker.errors.ImageNotFound, docker.errors.APIError) as exc:
+        except docker.errors.ImageNotFound as exc:
+            return "", f'Failed to pull image "{container["image"]}": {exc.explanation or exc}'
+        except docker.errors.APIError as exc:
+            if not any(word in str(exc).lower() for word in ("pull", "manifest", "not found", "unauthorized")):
+                raise  # the double's own trouble (a port taken...), not something ACI would report
             return "", f'Failed to pull image "{container["image"]}": {exc.explanation or exc}'
         return ip, ""
 
