@@ -213,3 +213,29 @@ def test_no_secret_leaves_in_a_log_line_or_error(azure: Azure, caplog: pytest.Lo
     with pytest.raises(PermanentError) as caught:
         api.create_or_update("ml", "svc-1", body())
     assert SECRET not in caplog.text and SECRET not in str(caught.value)
+
+
+def test_a_service_principal_from_the_environment_signs_in_against_the_clouds_authority(azure: Azure) -> None:
+    from azure.identity import ClientSecretCredential
+
+    from mldeploy.adapters.aci_api import credential_for
+    from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, TENANT
+
+    cloud = cloud_of("custom", arm_endpoint=azure.arm.url, authority_host=azure.entra.url)
+    env = {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_SECRET": CLIENT_SECRET}
+    credential = credential_for(cloud, env)
+    assert isinstance(credential, ClientSecretCredential)
+    assert AciApi(credential, SUBSCRIPTION, cloud, poll_seconds=0.01).get("ml", "none") is None
+    assert any(
+        s.path == f"/{TENANT}/oauth2/v2.0/token" for s in azure.entra.seen
+    )  # the spec's authority, not Microsoft's
+
+
+def test_an_aci_target_without_a_subscription_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mldeploy.targets import make_target
+
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    section = AciTarget.model_validate({"kind": "aci", "resource_group": "ml"})
+    with pytest.raises(PermanentError, match="AZURE_SUBSCRIPTION_ID") as caught:
+        make_target(section)
+    assert caught.value.diagnosis is not None and caught.value.diagnosis.code is Code.AZURE_ACCESS_DENIED
