@@ -224,8 +224,8 @@ class AciDeployTarget:
             if evidence is not None:
                 raise self._failure(name, evidence, request)
             status = aci.group_status(group)
-            endpoint = aci.endpoint_of(group, by_ip=True)
-            if status.phase is Phase.READY and endpoint and self.probe.healthy(endpoint + READINESS_PATH):
+            endpoint = self._answering(group)
+            if endpoint:
                 return endpoint
             reason = status.reason if status.phase is not Phase.READY else "the runtime does not answer /readyz yet"
             if reason != said:
@@ -238,6 +238,12 @@ class AciDeployTarget:
                 found = diagnosis.health_timeout(timeout, log)
                 raise PermanentError(found.summary, diagnosis=found, log=log or None)
             self.sleep(self.poll_interval)
+
+    def _answering(self, group: dict[str, Any]) -> str:
+        """The group's address (by IP) when its containers run and the runtime answers /readyz there, else ''."""
+        endpoint = aci.endpoint_of(group, by_ip=True)
+        ready = aci.group_status(group).phase is Phase.READY
+        return endpoint if ready and endpoint and self.probe.healthy(endpoint + READINESS_PATH) else ""
 
     def _failure(self, name: str, evidence: AciEvidence, request: DeployRequest) -> PermanentError:
         log = redact(self.api.logs(self.resource_group, name, aci.CONTAINER, tail=LOG_TAIL), request.secret_values())
@@ -276,13 +282,7 @@ class AciDeployTarget:
         self.sent.pop(name, None)
         deadline = self.clock() + 300.0
         while self.clock() < deadline:  # an updated group's containers restart: it must answer again
-            moved = self.api.get(self.resource_group, name) or {}
-            endpoint = aci.endpoint_of(moved, by_ip=True)
-            if (
-                aci.group_status(moved).phase is Phase.READY
-                and endpoint
-                and self.probe.healthy(endpoint + READINESS_PATH)
-            ):
+            if self._answering(self.api.get(self.resource_group, name) or {}):
                 return
             self.sleep(self.poll_interval)
         raise PermanentError(f"{name} took the label {self.service_label(service)} but did not answer again in time")
@@ -305,7 +305,11 @@ class AciDeployTarget:
         return group
 
     def logs(self, service: str, *, tail: int = 200, previous: bool = False, follow: bool = False) -> Iterator[str]:
-        # ACI keeps one log per container: the current instance's (previous and follow are not offered)
+        if previous or follow:  # ACI keeps one log per container, the current instance's, and streams none
+            raise PermanentError(
+                "Azure Container Instances keeps only the current log of a container: "
+                "--previous and --follow are not available for target aci (drop them)"
+            )
         yield self.api.logs(self.resource_group, self._serving(service)["name"], aci.CONTAINER, tail=tail)
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:

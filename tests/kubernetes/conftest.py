@@ -23,10 +23,9 @@ from typing import Any
 import pytest
 
 # The real engine, registry and Prefect server of the integration tier, for the full runs of this tier
-from tests.integration.conftest import prefect_server, real_engine  # noqa: F401
+from tests.integration.conftest import REGISTRY, prefect_server, real_engine  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
-REGISTRY = "127.0.0.1:5000"
 KWOK_NODE = "mldeploy-kwok-node"
 
 

@@ -139,3 +139,14 @@ def test_a_commit_cut_by_a_409_is_retried_to_the_end(target: AciDeployTarget, az
     assert azure.arm.sent_bodies[outcome.instance]["properties"]["containers"][0]["properties"]["environmentVariables"][
         -1
     ] == {"name": "API_TOKEN", "secureValue": "canary-commit-retry"}  # the move kept the secret
+
+
+def test_logs_say_plainly_what_aci_does_not_keep(target: AciDeployTarget, azure: Azure) -> None:
+    from mldeploy.errors import PermanentError
+
+    put(target, "svc-aaaaaa", "live", label="svc")
+    azure.arm.groups[(RG, "svc-aaaaaa")].log = "mldeploy-runtime: init() done in 0.5s\n"
+    assert "init() done" in "".join(target.logs("svc"))
+    for flags in ({"previous": True}, {"follow": True}):
+        with pytest.raises(PermanentError, match="not available for target aci"):
+            list(target.logs("svc", **flags))

@@ -42,7 +42,7 @@ def test_an_entra_identity_is_exchanged_for_a_refresh_token(azure: Azure, acr: t
     assert isinstance(auth, TokenAuth) and auth.token == refresh[0]
     assert auth.username == "00000000-0000-0000-0000-000000000000"
     token_request = next(s for s in azure.entra.seen if s.path.endswith("/token"))
-    assert "containerregistry.azure.net" in token_request.body.decode() and ACR_SCOPE.startswith("https://")
+    assert f"scope={ACR_SCOPE}".replace(":", "%3A").replace("/", "%2F") in token_request.body.decode()
     (sent,) = [s for s in double.seen if s.path == "/oauth2/exchange"]
     assert f"service={login_server(double).replace(':', '%3A')}" in sent.body.decode()
 
