@@ -224,3 +224,20 @@ def test_an_acr_login_server_is_recognised_from_the_url(registry: str, server: s
 
 def test_the_fqdn_of_a_label() -> None:
     assert aci_fqdn("diabetes", "West Europe", CLOUDS["azure_public"]) == "diabetes.westeurope.azurecontainer.io"
+
+
+def test_acis_pull_messages_are_told_apart() -> None:
+    from mldeploy.diagnosis import Code, aci_image_pull_failed
+
+    missing = aci_image_pull_failed(
+        "r.azurecr.io/d@sha256:00", 'Failed to pull image "r.azurecr.io/d": manifest unknown', "g"
+    )
+    assert missing.code is Code.IMAGE_NOT_FOUND and "--from-stage push" in missing.hint
+    inaccessible = aci_image_pull_failed(
+        "r.azurecr.io/d@sha256:00",
+        "The image 'r.azurecr.io/d@sha256:00' in container group 'g' is not accessible. Please check the image "
+        "and registry credential.",
+        "g",
+    )
+    assert inaccessible.code is Code.REGISTRY_AUTH_DENIED and "registry.password_env" in inaccessible.hint
+    assert "container group g" in inaccessible.detail
