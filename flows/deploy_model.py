@@ -34,10 +34,10 @@ from mldeploy.orchestration import (
     keep_secrets,
     recorded_run,
     scrub,
+    secret_block_value,
     service_lock,
 )
-from mldeploy.plan import deploy_request
-from mldeploy.registry_auth import registry_auth
+from mldeploy.plan import deploy_request, spec_registry_auth
 from mldeploy.spec import KubernetesTarget, ResolvedSecrets, ServiceSpec, resolve_secrets, service_name_of
 from mldeploy.summary import STAGES, RunSummary
 from mldeploy.targets import make_target
@@ -156,7 +156,7 @@ def _deploy(
         summary.service = spec.name
         summary.notices += spec.notices
         try:  # secret values are read once, here, and scrubbed from every log, artifact and error from now on
-            secrets = resolve_secrets(spec, os.environ)
+            secrets = resolve_secrets(spec, os.environ, secret_block_value)
         except SpecError as exc:
             summary.stage("validate", "failed")
             raise StageFailed("validate", exc) from None
@@ -236,7 +236,7 @@ def _build_to_smoke(
     summary.stages["build"].update(
         steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
     )
-    auth = registry_auth(spec.registry.username if spec.registry else None, run.secrets.registry_password)
+    auth = spec_registry_auth(spec, run.secrets, os.environ)
     pushed = _stage(
         summary,
         "push",

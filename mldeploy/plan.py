@@ -8,18 +8,19 @@ what a no-op check compares with the live service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mldeploy.azure_cloud import cloud_of, registry_cloud_name
 from mldeploy.contract import AUTH_KEY_VARS, ENV_DEBUG, LABEL_MODEL
 from mldeploy.dockerfile import DockerfileInputs, render_dockerfile
 from mldeploy.environment import PythonEnvironment, python_pin_notice
 from mldeploy.fingerprint import fingerprint, hash_content
 from mldeploy.images import ImageRef
 from mldeploy.models import ModelVersion
-from mldeploy.registry_auth import RegistryAuth
-from mldeploy.spec import ResolvedSecrets, ServiceSpec
+from mldeploy.registry_auth import ANONYMOUS, EntraSignIn, RegistryAuth, registry_auth
+from mldeploy.spec import AciTarget, ResolvedSecrets, ServiceSpec
 from mldeploy.targets.base import DeployRequest, LiveService
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -153,6 +154,26 @@ def plan_markdown(plan: BuildPlan, live: LiveService | None, noop: bool, drift: 
     if plan.notices:
         lines += ["", "Notices:", *[f"- {notice}" for notice in plan.notices]]
     return "\n".join(lines)
+
+
+def spec_registry_auth(spec: ServiceSpec, secrets: ResolvedSecrets, environ: Mapping[str, str]) -> RegistryAuth:
+    """How the push signs in: the registry's password (environment or Prefect block), else for an ACR the
+    deploying identity through Entra ID (in the target's cloud for ACI, else the login server's), else none."""
+    registry = spec.registry
+    if registry is None:
+        return ANONYMOUS
+    entra = None
+    if registry.signs_in_with_entra:
+        login_server = registry.url.split("/", 1)[0]
+        target = spec.target
+        if isinstance(target, AciTarget):
+            cloud = cloud_of(
+                target.cloud, arm_endpoint=target.arm_endpoint, authority_host=target.authority_host, environ=environ
+            )
+        else:
+            cloud = cloud_of(registry_cloud_name(login_server), environ=environ)
+        entra = EntraSignIn(login_server, cloud)
+    return registry_auth(registry.username, secrets.registry_password, entra=entra)
 
 
 def deploy_request(

@@ -24,7 +24,7 @@ import requests.exceptions
 
 from mldeploy import diagnosis
 from mldeploy.errors import MldeployError, PermanentError, TransientError, most_specific
-from mldeploy.registry_auth import ANONYMOUS, Anonymous, BasicAuth, RegistryAuth, TokenAuth
+from mldeploy.registry_auth import ANONYMOUS, BasicAuth, EntraSignIn, RegistryAuth, TokenAuth
 
 LineSink = Callable[[str], None]
 API_TIMEOUT_SECONDS = 60
@@ -155,7 +155,8 @@ def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
         return {"username": auth.username, "password": auth.password}
     if isinstance(auth, TokenAuth):
         return {"username": auth.username, "identitytoken": auth.token}
-    assert isinstance(auth, Anonymous)
+    if isinstance(auth, EntraSignIn):
+        raise TypeError("an Entra sign-in is exchanged for a TokenAuth (adapters.acr_auth) before the engine pushes")
     return None
 
 
