@@ -303,7 +303,9 @@ def _render_aci(spec: Any, section: Any) -> str:
 
     repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
     registry = None
-    if spec.registry is not None and spec.registry.username:
+    if spec.registry is not None and spec.registry.signs_in_with_entra and section.registry_identity:
+        registry = RegistryCredential(spec.registry.url.split("/", 1)[0], identity=section.registry_identity)
+    elif spec.registry is not None and spec.registry.username:
         registry = RegistryCredential(spec.registry.url.split("/", 1)[0], spec.registry.username, "")
     inputs = GroupInputs(
         service=spec.name,

@@ -45,6 +45,7 @@ from mldeploy.spec import LocalTarget
 from mldeploy.targets.base import DeployOutcome, DeployRequest, LineSink, LiveService, ServiceDescription
 from mldeploy.waiting import Phase, Status, container_status, wait_until
 
+DNS_LABEL_MAX = 63
 NETWORK = "mldeploy"  # one bridge network: the front reaches backends by their alias
 POINTER = "/run/mldeploy/front/backend"  # in the front: "<alias>:<port>" of the backend that serves
 KEYS_DIR = "/run/mldeploy/keys"  # service keys as files, not environment variables (/proc/1/environ)
@@ -56,6 +57,13 @@ STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL: in-flight requests finish
 
 def front_name(service: str) -> str:
     return f"mldeploy-{service}"
+
+
+def backend_name(service: str, token: str) -> str:
+    """``mldeploy-<service>-<token>``, within a DNS label's 63 characters: it is also the alias the front
+    resolves (a longer name does not resolve). The service part is cut, never the token."""
+    prefix = front_name(service)[: DNS_LABEL_MAX - len(token) - 1].rstrip("-")
+    return f"{prefix}-{token}"
 
 
 def port_is_free(port: int) -> bool:
@@ -232,7 +240,7 @@ class LocalDockerTarget:
             found = diagnosis.port_in_use(port, f"127.0.0.1:{port} is bound by another process")
             raise PermanentError(found.summary, diagnosis=found)
         self.engine.ensure_network(NETWORK, {LABEL_ROLE: "network"})
-        name = f"{front_name(service)}-{secrets.token_hex(4)}"
+        name = backend_name(service, secrets.token_hex(4))
         on_line(f"starting {name} for {request.image} beside the live version")
         candidate = self._start_candidate(request, name)
         status, timed_out = self._wait_healthy(candidate, request.health_timeout)

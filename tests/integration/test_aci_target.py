@@ -1,8 +1,9 @@
 """The ACI target end to end: ``mldeploy deploy SPEC`` with ``target.kind: aci`` through the real SDKs
 (azure-identity's ClientSecretCredential, ContainerInstanceManagementClient) against HTTPS doubles of Entra
-ID and Resource Manager, whose container groups run as real containers of the local engine (the built image,
-the real runtime, its real log). Each failure kind ends in its diagnosis with the log attached, the new group
-deleted and the old one untouched; the service's DNS label moves only after the smoke test passed."""
+ID, Resource Manager and Container Registry (in front of the real local registry, signed into with the Entra
+token exchange), whose container groups run as real containers of the local engine (the built image, the real
+runtime, its real log). Each failure kind ends in its diagnosis with the log attached, the new group deleted
+and the old one untouched; the service's DNS label moves only after the smoke test passed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Service, deploy
+from tests.middle.acr_registry_double import AcrRegistryDouble
 from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, Answer, Azure, azure_doubles
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -33,9 +35,19 @@ def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure]:
 
 
 @pytest.fixture
-def service(make_service: Any, azure: Azure) -> Service:
+def acr(azure: Azure) -> Iterator[AcrRegistryDouble]:
+    double = AcrRegistryDouble(azure.tls, azure.tokens)
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def service(make_service: Any, azure: Azure, acr: AcrRegistryDouble) -> Service:
+    """The diabetes example on ACI, pushed to an ACR (the HTTPS double, signed into with Entra ID) that ACI
+    pulls from with a managed identity: the classic path."""
     svc: Service = make_service("diabetes")
     data = __import__("yaml").safe_load(svc.spec.read_text())
+    data["registry"] = {"url": acr.login_server, "kind": "acr"}
     data["target"] = {
         "kind": "aci",
         "subscription_id": SUBSCRIPTION,
@@ -45,6 +57,8 @@ def service(make_service: Any, azure: Azure) -> Service:
         "arm_endpoint": azure.arm.url,
         "authority_host": azure.entra.url,
         "memory_gb": 1.0,
+        "registry_identity": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/ml-pull",
     }
     data["secrets"] = {"API_TOKEN": "ACI_TEST_SECRET"}
     svc.spec.write_text(__import__("yaml").safe_dump(data, sort_keys=False))
