@@ -58,6 +58,7 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
         human.flush()
 
     progress.set_reporter(report, note)
+    rollback = getattr(args, "rollback", None)
     state = cast(
         "State[Any]",
         deploy_model(
@@ -68,6 +69,8 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             from_stage=args.from_stage,
             allowed_roots=[os.path.abspath(root) for root in args.allow_root],
             allow_direct_urls=args.allow_direct_urls,
+            rollback_image=rollback.image if rollback else None,
+            rollback_models=rollback.models if rollback else "",
             return_state=True,
         ),
     )
@@ -131,14 +134,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)  # read by the run's Kubernetes target
     summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)
+    return _report(args, summary, human)
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any], human: TextIO) -> int:
+    """A run's end, as the brief's contract has it: the outcome, the flow run, notices, the JSON line, the code."""
     if summary["status"] == "failed":
         _print_diagnosis(summary, human)
     elif summary["status"] == "noop":
         print(f"= nothing changed: {summary.get('service')} is live at {summary['endpoint']}", file=human)
     else:
         print(
-            f"✓ {summary.get('service')} is live at {summary['endpoint']} "
-            f"(model {summary['model']['name']}:{summary['model']['version']})",
+            f"✓ {summary.get('service')} is live at {summary['endpoint']}"
+            + (f" (model {summary['model']['name']}:{summary['model']['version']})" if summary.get("model") else ""),
             file=human,
         )
     if summary.get("ui_url"):
@@ -226,6 +234,146 @@ def _operated_target(args: argparse.Namespace) -> Any:
             )
         )
     return make_target(LocalTarget())
+
+
+def _status_targets(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(kind, how to make it) for every target `status` looks at: the one --spec/--target names; else local, plus
+    Kubernetes when a kubeconfig or context is named (or KUBECONFIG is set), plus ACI with --resource-group."""
+    from mldeploy.spec import AciTarget, KubernetesTarget, LocalTarget
+    from mldeploy.targets import make_target
+
+    if args.spec or args.target:
+        kind = _load(args).target.kind if args.spec else args.target
+        return [(str(kind), lambda: _operated_target(args))]
+    found: list[tuple[str, Any]] = [("local", lambda: make_target(LocalTarget()))]
+    if args.kubeconfig or args.context or os.environ.get("KUBECONFIG"):
+        section = KubernetesTarget(kind="kubernetes", namespace=args.namespace, context=args.context)
+        found.append(("kubernetes", lambda: make_target(section, kubeconfig=args.kubeconfig)))
+    if args.resource_group:
+        aci = {"kind": "aci", "resource_group": args.resource_group, "subscription_id": args.subscription}
+        found.append(("aci", lambda: make_target(AciTarget.model_validate(aci))))
+    return found
+
+
+def _history_or_note(service: str, notes: list[str]) -> list[Any]:
+    from mldeploy.remote import read_history
+
+    try:
+        return read_history(service)
+    except Exception as exc:  # status still shows what the targets say
+        notes.append(f"history of {service} unavailable from the Prefect API: {type(exc).__name__}: {exc}")
+        return []
+
+
+def status_rows(args: argparse.Namespace, notes: list[str]) -> list[dict[str, Any]]:
+    """One row per service and target: what runs, since when, where, whether it answers, and which run put it
+    there (the newest successful deploy of that image on the Prefect server)."""
+    from mldeploy.errors import MldeployError
+    from mldeploy.history import deployed_by
+
+    rows: list[dict[str, Any]] = []
+    for kind, make in _status_targets(args):
+        try:
+            target = make()
+            names = [args.name] if args.name else target.services()
+            descriptions = [target.describe(name) for name in names]
+        except MldeployError as exc:
+            notes.append(f"{kind}: not reachable: {exc}")
+            continue
+        for found in descriptions:
+            live = found.live
+            if live is None:
+                if args.name:
+                    notes.append(f"{kind}: nothing serves as {found.service!r}")
+                continue
+            deploy = deployed_by(_history_or_note(found.service, notes), live)
+            rows.append(
+                {
+                    "service": found.service,
+                    "target": kind,
+                    "model": live.model,
+                    "image": live.image,
+                    "deployed_at": live.started_at,
+                    "endpoint": live.endpoint,
+                    "health": "healthy" if live.healthy else "unhealthy",
+                    "flow_run": deploy.flow_run_name if deploy else "",
+                    "flow_run_id": deploy.flow_run_id if deploy else "",
+                    "deploy": deploy.number if deploy else None,
+                    "details": dict(found.details),
+                }
+            )
+    return rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mldeploy.history import table
+
+    notes: list[str] = []
+    rows = status_rows(args, notes)
+    if args.json:
+        print(json.dumps({"services": rows, "notes": notes}))
+    else:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not rows:
+            print(f"nothing deployed as {args.name!r}" if args.name else "no services deployed by mldeploy")
+        else:
+            shown = [{**row, "image": _short_image(row["image"])} for row in rows]
+            columns = ("service", "target", "model", "image", "deployed_at", "health", "endpoint", "flow_run")
+            print(table(shown, columns))
+    return EXIT_OK if rows or not args.name else EXIT_STAGE_FAILED
+
+
+def _short_image(image: str) -> str:
+    name, _, digest = image.partition("@")
+    return f"{name.rsplit('/', 1)[-1]}@{digest[:19]}" if digest else image[:19]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from mldeploy.history import table
+    from mldeploy.remote import read_history
+
+    found = read_history(args.name)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in found]))
+        return EXIT_OK
+    if not found:
+        print(f"no deploys of {args.name!r} on the Prefect server")
+        return EXIT_OK
+    rows = [{**d.to_dict(), "image": _short_image(d.image), "stage": d.failed_stage} for d in found]
+    print(table(rows, ("number", "when", "status", "stage", "models", "image", "trigger", "flow_run_name")))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Bring an earlier deploy's image back through the pipeline (deploy and smoke run; nothing is built)."""
+    from mldeploy.history import rollback_choice
+    from mldeploy.remote import read_history
+    from mldeploy.spec import load_spec
+    from mldeploy.targets import make_target
+
+    found = read_history(args.name)
+    if not found:
+        print(f"mldeploy: no deploys of {args.name!r} on the Prefect server: nothing to roll back to", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    spec_path = args.spec or found[-1].spec_path
+    target_kind = args.target or found[-1].target or None
+    try:
+        spec = load_spec(spec_path, target_override=target_kind)
+        live = make_target(spec.target, kubeconfig=args.kubeconfig).live(args.name)
+        chosen = rollback_choice(found, live, args.to)
+    except (ValueError, OSError) as exc:
+        print(f"mldeploy: cannot roll {args.name} back: {exc}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    human = sys.stderr if args.json else sys.stdout
+    human.write(
+        f"rolling {args.name} back to deploy {chosen.number} ({chosen.when}, {chosen.models}): {chosen.image}\n"
+    )
+    args.spec, args.target = spec_path, target_kind
+    args.force, args.no_cache, args.from_stage, args.allow_root, args.allow_direct_urls = False, False, None, [], False
+    args.rollback = chosen
+    summary = _run_locally(args, human)
+    return _report(args, summary, human)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -389,7 +537,30 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="remove a deployed service (every object mldeploy made for it)")
     delete.add_argument("name")
     delete.set_defaults(func=cmd_delete)
-    for command in (logs, delete):
+    status = sub.add_parser("status", help="what serves where: every service mldeploy deployed, or NAME")
+    status.add_argument("name", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    history = sub.add_parser("history", help="the deploys of a service (from the Prefect server)")
+    history.add_argument("name")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_history)
+    rollback = sub.add_parser("rollback", help="run an earlier deploy's image again (deploy and smoke only)")
+    rollback.add_argument("name")
+    rollback.add_argument(
+        "--to",
+        type=int,
+        help="the deploy number (mldeploy history NAME); default: the newest "
+        "successful deploy of another image than the live one",
+    )
+    rollback.add_argument(
+        "--spec", help="the spec whose configuration and smoke requests apply (default: the one that deploy used)"
+    )
+    rollback.add_argument("--target", choices=TARGET_KINDS, help="override target.kind")
+    rollback.add_argument("--json", action="store_true")
+    rollback.add_argument("--verbose", "-v", action="store_true")
+    rollback.set_defaults(func=cmd_rollback)
+    for command in (logs, delete, status):
         command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
         command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
@@ -403,7 +574,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("spec")
     render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (kubernetes or aci)")
     render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
-    for command in (deploy, logs, delete, render):
+    for command in (deploy, logs, delete, render, status, rollback):
         command.add_argument(
             "--kubeconfig", help="the cluster's kubeconfig (else KUBECONFIG, ~/.kube/config); never from the spec"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mldeploy.azure_cloud import cloud_of, registry_cloud_name
 from mldeploy.contract import AUTH_KEY_VARS, ENV_DEBUG, LABEL_MODEL
@@ -176,9 +177,32 @@ def spec_registry_auth(spec: ServiceSpec, secrets: ResolvedSecrets, environ: Map
     return registry_auth(registry.username, secrets.registry_password, entra=entra)
 
 
+class Fingerprints(Protocol):
+    """What a deploy request takes from its plan (a BuildPlan, or a rollback's)."""
+
+    @property
+    def deploy_fingerprint(self) -> str: ...
+
+    @property
+    def secrets_digest(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback runs an earlier image: its fingerprint names that image (so the next deploy of the spec sees
+    drift and replaces it), with the secrets the spec resolves to now."""
+
+    image: str
+    secrets_digest: str
+
+    @property
+    def deploy_fingerprint(self) -> str:
+        return fingerprint({"rollback": self.image, "secrets": self.secrets_digest})
+
+
 def deploy_request(
     spec: ServiceSpec,
-    plan: BuildPlan,
+    plan: Fingerprints,
     image_ref: str,
     model_label: str,
     secrets: ResolvedSecrets,

@@ -17,6 +17,7 @@ from mldeploy.adapters import acr_auth
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.oci_registry import OciRegistry
 from mldeploy.errors import PermanentError
+from mldeploy.images import ImageRef
 from mldeploy.orchestration import (
     STAGE_TASK_OPTIONS,
     artifact_key,
@@ -103,4 +104,36 @@ def push_image(
         )
         log.info("pushed %s as %s (%d layers uploaded; digest verified)", plan.local_ref, digest, uploaded)
     attach_markdown(artifact_key(spec.name, "image"), _image_markdown(pushed, plan.local_ref), "Image and digest")
+    return pushed
+
+
+@task(name="push", task_run_name="push {spec.name} (rollback)", **STAGE_TASK_OPTIONS)
+@reports_failure("push", lambda spec, *a, **k: spec.name)
+def reuse_pushed_image(
+    spec: ServiceSpec, image_ref: str, auth: RegistryAuth = ANONYMOUS, registry: OciRegistry | None = None
+) -> PushedImage:
+    """A rollback's push stage: nothing is built or pushed; the earlier image must still be in its registry."""
+    image = ImageRef.parse(image_ref)
+    if image.digest is None or image.registry is None:
+        raise PermanentError(f"{image_ref} is not an image in a registry by digest: it cannot be brought back")
+    insecure = spec.registry.insecure if spec.registry else False
+    acr = spec.registry.is_acr if spec.registry else False
+    if isinstance(auth, EntraSignIn):
+        auth = acr_auth.sign_in(auth, os.environ)
+        keep_secrets(auth.secret_values())
+    registry = registry or OciRegistry(image.registry, auth, insecure=insecure, https=acr)
+    served = registry.manifest_digest(image.repository, image.digest)
+    if served is None:
+        found = diagnosis.Diagnosis(
+            diagnosis.Code.IMAGE_NOT_FOUND,
+            f"the image of that deploy is gone: {image.registry} no longer serves {image.repository}@{image.digest}",
+            f"HEAD /v2/{image.repository}/manifests/{image.digest} answered 404",
+            "it was deleted (or garbage-collected) from the registry: roll back to another deploy (mldeploy history "
+            "NAME lists them) or redeploy that version from its spec",
+            "push",
+        )
+        raise PermanentError(found.summary, diagnosis=found)
+    pushed = PushedImage(ref=image_ref, digest=image.digest, pushed=True, reused=True)
+    logger().info("rollback: %s is still in its registry; nothing is built or pushed", image_ref)
+    attach_markdown(artifact_key(spec.name, "image"), _image_markdown(pushed, image_ref), "Image and digest")
     return pushed

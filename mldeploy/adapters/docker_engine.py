@@ -13,7 +13,7 @@ import io
 import re
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -503,8 +503,9 @@ class DockerEngine:
             return None
         return _state_of(info)
 
-    def find(self, labels: dict[str, str], *, include_stopped: bool = True) -> list[ContainerState]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    def find(self, labels: Mapping[str, str | None], *, include_stopped: bool = True) -> list[ContainerState]:
+        """Containers with these labels (a label whose value is None: any value)."""
+        filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
         with translated("list containers"):
             found = self.client.api.containers(all=include_stopped, filters=filters)
         states = [self.state(str(item["Id"])) for item in found]

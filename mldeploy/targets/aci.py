@@ -104,6 +104,9 @@ class AciDeployTarget:
 
     # --- what is in the resource group ------------------------------------------------------------------------
 
+    def services(self) -> list[str]:
+        return sorted({_tags(g)[TAG_SERVICE] for g in self.api.list(self.resource_group) if _tags(g).get(TAG_SERVICE)})
+
     def _groups(self, service: str) -> list[dict[str, Any]]:
         return [g for g in self.api.list(self.resource_group) if _tags(g).get(TAG_SERVICE) == service]
 

@@ -114,6 +114,9 @@ class LocalDockerTarget:
         stale = tuple(c for c in fronts if c is not front)
         return Layout(front, live, tuple(b for b in backends if b is not live), legacy, stale)
 
+    def services(self) -> list[str]:
+        return sorted({c.labels[LABEL_SERVICE] for c in self.engine.find({LABEL_SERVICE: None})})
+
     def _pointer(self, front: ContainerState) -> str | None:
         data = self.engine.read_file(front.id, POINTER)
         return data.decode().strip().rpartition(":")[0] if data else None

@@ -148,6 +148,7 @@ PURE = [
     "mldeploy.results",
     "mldeploy.drift",
     "mldeploy.targets.base",
+    "mldeploy.history",
     "mldeploy.manifests",
     "mldeploy.rollout",
     "mldeploy.capacity",

@@ -1,0 +1,108 @@
+"""Operating a real local deployment: ``status`` (what serves, since when, which flow run put it there),
+``history`` (the deploys the Prefect server keeps) and ``rollback`` (an earlier image by digest through deploy
+and smoke), across two versions of the diabetes example."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import REGISTRY, CliResult, Service, deploy, run_cli
+
+pytestmark = pytest.mark.usefixtures("real_engine")
+PATIENT = {"data": [[0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.020, -0.018]]}
+
+
+def cli_json(*args: str) -> tuple[CliResult, Any]:
+    result = run_cli(*args, "--json")
+    lines = result.stdout.strip().splitlines()
+    return result, json.loads(lines[-1]) if lines else None
+
+
+def two_versions(service: Service) -> tuple[dict[str, Any], dict[str, Any]]:
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    service.patch_script("def init():", "# the second version: another image, the same answers\ndef init():")
+    second = deploy(service)
+    assert second.summary["status"] == "succeeded", second.stdout + second.stderr
+    assert second.summary["image"]["digest"] != first.summary["image"]["digest"]
+    return first.summary, second.summary
+
+
+def test_status_history_and_rollback_across_two_versions(make_service: Any) -> None:
+    service: Service = make_service("diabetes")
+    first, second = two_versions(service)
+
+    result, status = cli_json("status", service.name)
+    assert result.code == 0, result.stdout + result.stderr
+    (row,) = status["services"]
+    assert row["target"] == "local" and row["health"] == "healthy"
+    assert row["image"] == second["image"]["ref"] and row["endpoint"] == f"http://127.0.0.1:{service.port}"
+    assert row["flow_run_id"] == second["flow_run_id"] and row["deploy"] == 2  # the run that put it there
+    assert row["model"] == "sklearn_regression_model:1" and row["deployed_at"]
+    everything = run_cli("status")  # the table of every service, this one among them
+    assert everything.code == 0 and service.name in everything.stdout and "FLOW_RUN" in everything.stdout
+
+    result, history = cli_json("history", service.name)
+    assert [(d["number"], d["status"], d["digest"], d["trigger"]) for d in history] == [
+        (1, "succeeded", first["image"]["digest"], "cli"),
+        (2, "succeeded", second["image"]["digest"], "cli"),
+    ]
+    assert history[0]["spec_path"] == str(service.spec)
+
+    rolled = run_cli("rollback", service.name, "--json")  # default: the newest other image that went live
+    summary = json.loads(rolled.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded", rolled.stdout + rolled.stderr
+    assert summary["image"]["digest"] == first["image"]["digest"]
+    stages = {s["name"]: s["state"] for s in summary["stages"]}
+    assert stages["build"] == "skipped" and stages["push"] == "cached"  # nothing built, nothing pushed
+    assert stages["deploy"] == "completed" and stages["smoke"] == "completed"
+    assert service.score(PATIENT)[0] == 200
+    _, status = cli_json("status", service.name)
+    assert status["services"][0]["image"] == first["image"]["ref"]
+    assert status["services"][0]["flow_run_id"] == summary["flow_run_id"]
+
+    again = deploy(service)  # the spec's own version replaces the rollback (it differs from the spec)
+    assert again.summary["status"] == "succeeded", again.stdout + again.stderr
+    assert again.summary["image"]["digest"] == second["image"]["digest"]
+    _, history = cli_json("history", service.name)
+    assert [d["digest"] for d in history] == [
+        first["image"]["digest"],
+        second["image"]["digest"],
+        first["image"]["digest"],
+        second["image"]["digest"],
+    ]
+
+
+def test_a_rollback_to_an_image_that_is_gone_is_refused_and_the_service_serves_on(make_service: Any) -> None:
+    service: Service = make_service("diabetes")
+    first, second = two_versions(service)
+    repository, digest = first["image"]["ref"].split("/", 1)[1].split("@")
+    request = urllib.request.Request(f"http://{REGISTRY}/v2/{repository}/manifests/{digest}", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+    rolled = run_cli("rollback", service.name, "--to", "1", "--json")
+
+    summary = json.loads(rolled.stdout.strip().splitlines()[-1])
+    assert rolled.code == 1 and summary["failed_stage"] == "push", rolled.stdout + rolled.stderr
+    assert summary["diagnosis"]["code"] == "image_not_found" and "gone" in summary["diagnosis"]["summary"]
+    _, status = cli_json("status", service.name)
+    assert status["services"][0]["image"] == second["image"]["ref"]  # nothing changed
+    assert service.score(PATIENT)[0] == 200
+
+
+def test_unknown_names_and_numbers_are_refused_with_the_reason(make_service: Any) -> None:
+    service: Service = make_service("diabetes")
+    missing, status = cli_json("status", f"{service.name}-none")
+    assert missing.code == 1 and status["services"] == [] and "nothing serves" in status["notes"][0]
+    nothing = run_cli("rollback", service.name)
+    assert nothing.code == 1 and "no deploys" in nothing.stderr
+    assert deploy(service).summary["status"] == "succeeded"
+    beyond = run_cli("rollback", service.name, "--to", "7")
+    assert beyond.code == 1 and "there is no deploy 7 (deploys on record: 1)" in beyond.stderr
+    only = run_cli("rollback", service.name)
+    assert only.code == 1 and "no earlier successful deploy of another image" in only.stderr
