@@ -237,79 +237,27 @@ def _operated_target(args: argparse.Namespace) -> Any:
 
 
 def _status_targets(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """(kind, how to make it) for every target `status` looks at: the one --spec/--target names; else local, plus
-    Kubernetes when a kubeconfig or context is named (or KUBECONFIG is set), plus ACI with --resource-group."""
-    from mldeploy.spec import AciTarget, KubernetesTarget, LocalTarget
-    from mldeploy.targets import make_target
+    """The one target --spec/--target names, else every target these options reach."""
+    from mldeploy.status import reachable_targets
 
     if args.spec or args.target:
         kind = _load(args).target.kind if args.spec else args.target
         return [(str(kind), lambda: _operated_target(args))]
-    found: list[tuple[str, Any]] = [("local", lambda: make_target(LocalTarget()))]
-    if args.kubeconfig or args.context or os.environ.get("KUBECONFIG"):
-        section = KubernetesTarget(kind="kubernetes", namespace=args.namespace, context=args.context)
-        found.append(("kubernetes", lambda: make_target(section, kubeconfig=args.kubeconfig)))
-    if args.resource_group:
-        aci = {"kind": "aci", "resource_group": args.resource_group, "subscription_id": args.subscription}
-        found.append(("aci", lambda: make_target(AciTarget.model_validate(aci))))
-    return found
-
-
-def _history_or_note(service: str, notes: list[str]) -> list[Any]:
-    from mldeploy.remote import read_history
-
-    try:
-        return read_history(service)
-    except Exception as exc:  # status still shows what the targets say
-        notes.append(f"history of {service} unavailable from the Prefect API: {type(exc).__name__}: {exc}")
-        return []
-
-
-def status_rows(args: argparse.Namespace, notes: list[str]) -> list[dict[str, Any]]:
-    """One row per service and target: what runs, since when, where, whether it answers, and which run put it
-    there (the newest successful deploy of that image on the Prefect server)."""
-    from mldeploy.errors import MldeployError
-    from mldeploy.history import deployed_by
-
-    rows: list[dict[str, Any]] = []
-    for kind, make in _status_targets(args):
-        try:
-            target = make()
-            names = [args.name] if args.name else target.services()
-            descriptions = [target.describe(name) for name in names]
-        except MldeployError as exc:
-            notes.append(f"{kind}: not reachable: {exc}")
-            continue
-        for found in descriptions:
-            live = found.live
-            if live is None:
-                if args.name:
-                    notes.append(f"{kind}: nothing serves as {found.service!r}")
-                continue
-            deploy = deployed_by(_history_or_note(found.service, notes), live)
-            rows.append(
-                {
-                    "service": found.service,
-                    "target": kind,
-                    "model": live.model,
-                    "image": live.image,
-                    "deployed_at": live.started_at,
-                    "endpoint": live.endpoint,
-                    "health": "healthy" if live.healthy else "unhealthy",
-                    "flow_run": deploy.flow_run_name if deploy else "",
-                    "flow_run_id": deploy.flow_run_id if deploy else "",
-                    "deploy": deploy.number if deploy else None,
-                    "details": dict(found.details),
-                }
-            )
-    return rows
+    return reachable_targets(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        resource_group=args.resource_group,
+        subscription=args.subscription,
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mldeploy.history import table
+    from mldeploy.status import COLUMNS, short_image, status_rows
 
     notes: list[str] = []
-    rows = status_rows(args, notes)
+    rows = status_rows(args.name, _status_targets(args), notes)
     if args.json:
         print(json.dumps({"services": rows, "notes": notes}))
     else:
@@ -318,20 +266,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not rows:
             print(f"nothing deployed as {args.name!r}" if args.name else "no services deployed by mldeploy")
         else:
-            shown = [{**row, "image": _short_image(row["image"])} for row in rows]
-            columns = ("service", "target", "model", "image", "deployed_at", "health", "endpoint", "flow_run")
-            print(table(shown, columns))
+            shown = [{**row, "image": short_image(row["image"])} for row in rows]
+            print(table(shown, COLUMNS))
     return EXIT_OK if rows or not args.name else EXIT_STAGE_FAILED
-
-
-def _short_image(image: str) -> str:
-    name, _, digest = image.partition("@")
-    return f"{name.rsplit('/', 1)[-1]}@{digest[:19]}" if digest else image[:19]
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     from mldeploy.history import table
     from mldeploy.remote import read_history
+    from mldeploy.status import short_image
 
     found = read_history(args.name)
     if args.json:
@@ -340,7 +283,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not found:
         print(f"no deploys of {args.name!r} on the Prefect server")
         return EXIT_OK
-    rows = [{**d.to_dict(), "image": _short_image(d.image), "stage": d.failed_stage} for d in found]
+    rows = [{**d.to_dict(), "image": short_image(d.image), "stage": d.failed_stage} for d in found]
     print(table(rows, ("number", "when", "status", "stage", "models", "image", "trigger", "flow_run_name")))
     return EXIT_OK
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration import prefect_api
 from tests.integration.conftest import REGISTRY, CliResult, Service, deploy, run_cli
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -32,7 +33,7 @@ def two_versions(service: Service) -> tuple[dict[str, Any], dict[str, Any]]:
     return first.summary, second.summary
 
 
-def test_status_history_and_rollback_across_two_versions(make_service: Any) -> None:
+def test_status_history_and_rollback_across_two_versions(make_service: Any, prefect_server: str) -> None:
     service: Service = make_service("diabetes")
     first, second = two_versions(service)
 
@@ -45,6 +46,14 @@ def test_status_history_and_rollback_across_two_versions(make_service: Any) -> N
     assert row["model"] == "sklearn_regression_model:1" and row["deployed_at"]
     everything = run_cli("status")  # the table of every service, this one among them
     assert everything.code == 0 and service.name in everything.stdout and "FLOW_RUN" in everything.stdout
+    from flows.service_status import service_status
+
+    state = service_status(name=service.name, return_state=True)  # the same, as a table in the Prefect UI
+    assert state.is_completed()
+    (artifact,) = [a for a in prefect_api.artifacts(prefect_server, str(state.state_details.flow_run_id))]
+    assert artifact["key"] == "status" and artifact["type"] == "table"
+    (table_row,) = json.loads(artifact["data"])
+    assert table_row["service"] == service.name and table_row["flow_run"] == row["flow_run"]
 
     result, history = cli_json("history", service.name)
     assert [(d["number"], d["status"], d["digest"], d["trigger"]) for d in history] == [
