@@ -319,6 +319,118 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _report(args, summary, human)
 
 
+def _reload_once(spec: Any, target: Any, human: TextIO) -> dict[str, Any]:
+    """One reload: refuse what cannot be reloaded, put the app files in, wait for readiness, smoke again."""
+    import datetime
+    import time
+
+    from mldeploy.adapters.http_probe import HttpProbe
+    from mldeploy.contract import AUTH_KEY_VARS, SCORE_PATH
+    from mldeploy.reload import app_files, refusals
+    from mldeploy.smoke import judge
+    from mldeploy.spec import resolve_secrets
+    from tasks.smoke import REQUEST_TIMEOUT_SECONDS, auth_headers
+
+    started = time.perf_counter()
+    live = target.live(spec.name)
+    if live is None:
+        return {"status": "failed", "reason": f"nothing serves as {spec.name!r} on the local target: deploy it first"}
+    refused = refusals(spec, target.engine.image_labels(live.image) or {})
+    if refused:
+        return {"status": "refused", "reason": "; ".join(refused)}
+    secrets = resolve_secrets(spec, os.environ)
+    files = app_files(spec)
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    marker = f"{len(files)} app file(s) of {spec.path} at {when}"
+    target.reload(
+        spec.name, {f.path: f.content for f in files}, marker, spec.deploy.health_timeout_seconds, secrets.values()
+    )
+    ready = time.perf_counter() - started
+    probe = HttpProbe()
+    headers = auth_headers({k: v for k, v in secrets.container.items() if k in AUTH_KEY_VARS})
+    results = []
+    for case in spec.smoke:
+        reply = probe.send(live.endpoint + SCORE_PATH, case.http_request(), REQUEST_TIMEOUT_SECONDS, headers)
+        results.append(judge(case, reply.status, reply.body, reply.seconds, reply.error))
+    seconds = time.perf_counter() - started
+    for result in results:
+        problems = "" if result.passed else " — " + "; ".join(result.problems)
+        mark = "✓" if result.passed else "✗"
+        human.write(f"  {mark} {result.name}: {result.status} in {result.latency_ms:.0f} ms{problems}\n")
+    passed = all(r.passed for r in results)
+    return {
+        "status": "reloaded" if passed else "smoke_failed",
+        "service": spec.name,
+        "files": [f.path for f in files],
+        "ready_seconds": round(ready, 3),
+        "seconds": round(seconds, 3),
+        "endpoint": live.endpoint,
+        "smoke": [r.row() for r in results],
+    }
+
+
+def _app_mtimes(spec: Any) -> dict[str, float]:
+    from mldeploy.fingerprint import walk_files
+
+    return {f.rel: f.real.stat().st_mtime_ns for f in walk_files(spec.app_source, spec.roots)}
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """The dev loop on the local target: edited app files live without a new image (``--watch``: on save)."""
+    import time
+
+    from mldeploy.errors import MldeployError, SpecError
+    from mldeploy.targets import make_target
+
+    human = sys.stderr if args.json else sys.stdout
+    if not args.spec:
+        from mldeploy.remote import read_history
+
+        found = [d for d in read_history(args.name) if d.spec_path]
+        if not found:
+            print(f"mldeploy: no deploy of {args.name!r} on record: name its spec with --spec", file=sys.stderr)
+            return EXIT_STAGE_FAILED
+        args.spec = found[-1].spec_path
+    try:
+        spec = _load(args)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    if spec.name != args.name:
+        print(f"mldeploy: {args.spec} describes {spec.name!r}, not {args.name!r}", file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    if spec.target.kind != "local":
+        print(
+            f"mldeploy: reload works on the local target (the dev loop); {spec.name} is a {spec.target.kind} "
+            "service: deploy it locally with --target local, or run mldeploy deploy",
+            file=sys.stderr,
+        )
+        return EXIT_STAGE_FAILED
+    target = make_target(spec.target)
+    while True:
+        try:
+            result = _reload_once(spec, target, human)
+        except MldeployError as exc:
+            result = {"status": "failed", "reason": str(exc)}
+        if args.json:
+            print(json.dumps(result), flush=True)
+        if result["status"] == "reloaded":
+            human.write(
+                f"✓ {spec.name} reloaded: live at {result['endpoint']} in {result['seconds']:.1f} s "
+                "(diverged from its image until the next deploy)\n"
+            )
+        else:
+            human.write(f"✗ {spec.name} not reloaded: {result.get('reason') or result['status']}\n")
+        human.flush()
+        if not args.watch:
+            return EXIT_OK if result["status"] == "reloaded" else EXIT_STAGE_FAILED
+        seen = _app_mtimes(spec)
+        human.write(f"  watching {spec.app_source} (Ctrl-C to stop)\n")
+        human.flush()
+        while _app_mtimes(spec) == seen:
+            time.sleep(args.interval)
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from mldeploy.errors import MldeployError
 
@@ -503,6 +615,13 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--json", action="store_true")
     rollback.add_argument("--verbose", "-v", action="store_true")
     rollback.set_defaults(func=cmd_rollback)
+    reload = sub.add_parser("reload", help="put edited app files (score.py...) into the running local service")
+    reload.add_argument("name")
+    reload.add_argument("--spec", help="the service's spec (default: the one its last deploy used)")
+    reload.add_argument("--watch", action="store_true", help="reload again whenever an app file is saved")
+    reload.add_argument("--interval", type=float, default=0.3, help=argparse.SUPPRESS)
+    reload.add_argument("--json", action="store_true", help="one JSON line per reload")
+    reload.set_defaults(func=cmd_reload, allow_root=[], allow_direct_urls=False, target=None)
     for command in (logs, delete, status):
         command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")

@@ -531,6 +531,11 @@ class DockerEngine:
         with translated(f"stop container {container}"):
             self.client.api.stop(container, timeout=timeout)
 
+    def restart(self, container: str, timeout: int = 10) -> None:
+        """Stop (SIGTERM, SIGKILL after ``timeout`` s) and start again: same container, same files."""
+        with translated(f"restart container {container}"):
+            self.client.api.restart(container, timeout=timeout)
+
     def start(self, container: str) -> None:
         with translated(f"start container {container}"):
             self.client.api.start(container)

@@ -31,6 +31,7 @@ class LiveService:
     instance: str = ""
     started_at: str = ""
     request_seconds: float | None = None  # the median smoke latency measured when it was committed
+    diverged: str = ""  # what changed it since its image (mldeploy reload), or "" when it runs its image as built
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,61 @@ def test_unknown_names_and_numbers_are_refused_with_the_reason(make_service: Any
     assert beyond.code == 1 and "there is no deploy 7 (deploys on record: 1)" in beyond.stderr
     only = run_cli("rollback", service.name)
     assert only.code == 1 and "no earlier successful deploy of another image" in only.stderr
+
+
+def answers_only(service: Service) -> None:
+    """Smoke requests that check the status only, so a reloaded script may answer in another shape."""
+    service.edit_spec(smoke=[{"name": "answers", "request": PATIENT, "expect_status": 200}])
+
+
+def test_reload_puts_an_edited_script_live_without_a_new_image_and_deploy_replaces_it(make_service: Any) -> None:
+    service: Service = make_service("diabetes")
+    answers_only(service)
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    _, before = cli_json("status", service.name)
+    service.patch_script("return result.tolist()", "return {'reloaded': result.tolist()}")
+
+    result, reloaded = cli_json("reload", service.name)  # the spec comes from the last deploy's record
+
+    assert result.code == 0 and reloaded["status"] == "reloaded", result.stdout + result.stderr
+    assert "/var/azureml-app/score.py" in reloaded["files"] and reloaded["smoke"][0]["status"] == "200"
+    status, body = service.score(PATIENT)
+    assert status == 200 and set(body) == {"reloaded"}  # the edited script answers
+    _, after = cli_json("status", service.name)
+    assert after["services"][0]["image"] == before["services"][0]["image"]  # no new image, the same version
+
+    again = deploy(service)  # diverged from its image: the next deploy replaces it
+    assert again.summary["status"] == "succeeded", again.stdout + again.stderr
+    assert any("mldeploy reload" in reason for reason in again.summary["reasons"]), again.summary["reasons"]
+    assert again.summary["image"]["digest"] != first.summary["image"]["digest"]
+    assert set(service.score(PATIENT)[1]) == {"reloaded"}  # now built into the image
+
+    env = service.root / "myenv.yml"
+    env.write_text(env.read_text() + "\n# a dependency change\n")
+    refused = run_cli("reload", service.name, "--spec", str(service.spec))
+    assert refused.code == 1 and "the environment changed (myenv.yml" in refused.stdout, refused.stdout
+
+
+def test_reload_watch_reloads_on_save(make_service: Any) -> None:
+    import subprocess
+    import time
+
+    from tests.integration.conftest import MLDEPLOY
+
+    service: Service = make_service("diabetes")
+    answers_only(service)
+    assert deploy(service).summary["status"] == "succeeded"
+    args = [MLDEPLOY, "reload", service.name, "--spec", str(service.spec), "--watch", "--json"]
+    watcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert watcher.stdout is not None
+        assert json.loads(watcher.stdout.readline())["status"] == "reloaded"  # the first reload, at once
+        time.sleep(0.5)
+        service.patch_script("return result.tolist()", "return {'saved': result.tolist()}")
+        second = json.loads(watcher.stdout.readline())  # the save is seen and reloaded
+        assert second["status"] == "reloaded", second
+        assert set(service.score(PATIENT)[1]) == {"saved"}
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
