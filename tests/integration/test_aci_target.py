@@ -205,3 +205,32 @@ def test_logs_and_delete_through_the_cli(service: Service, azure: Azure) -> None
     assert groups(azure) == {}
     again = run_cli("delete", service.name, "--spec", str(service.spec))
     assert again.code == 0 and "nothing deployed" in again.stdout
+
+
+def test_status_history_and_rollback_on_aci(service: Service, azure: Azure) -> None:
+    from tests.integration.conftest import run_cli
+
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    service.patch_script("def init():", "# the second version: another image, the same answers\ndef init():")
+    second = deploy(service)
+    assert second.summary["status"] == "succeeded", second.stdout + second.stderr
+
+    shown = run_cli("status", service.name, "--spec", str(service.spec), "--json")
+    (row,) = json.loads(shown.stdout.strip().splitlines()[-1])["services"]
+    assert row["target"] == "aci" and row["image"] == second.summary["image"]["ref"], shown.stdout + shown.stderr
+    assert row["flow_run_id"] == second.summary["flow_run_id"] and row["health"] == "healthy"
+    assert row["endpoint"] == f"http://{service.name}.westeurope.azurecontainer.io:5001"
+
+    rolled = run_cli("rollback", service.name, "--json")  # the spec (and its ACI target) from the deploy's record
+    summary = json.loads(rolled.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded", rolled.stdout + rolled.stderr
+    assert summary["image"]["digest"] == first.summary["image"]["digest"]
+    live = only_live(azure, service.name)  # one group serves the label: the first image's
+    assert live["properties"]["containers"][0]["properties"]["image"] == first.summary["image"]["ref"]
+    history = run_cli("history", service.name, "--json")
+    assert [d["digest"] for d in json.loads(history.stdout)] == [
+        first.summary["image"]["digest"],
+        second.summary["image"]["digest"],
+        first.summary["image"]["digest"],
+    ]
