@@ -431,6 +431,83 @@ def cmd_reload(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
 
 
+PULLED_LABEL = "mldeploy.pulled"  # a deployed image run locally by `mldeploy pull --run` (not a service)
+
+
+def _pulled_image(args: argparse.Namespace, spec: Any) -> str:
+    """The image `pull` means: a reference as given, the live image of the --spec's target, or the image of
+    the service's newest successful deploy on record."""
+    if "/" in args.what or "@" in args.what:
+        return str(args.what)
+    if spec is not None:
+        from mldeploy.targets import make_target
+
+        live = make_target(spec.target, kubeconfig=args.kubeconfig).live(args.what)
+        if live is None:
+            raise SystemExit(f"mldeploy: nothing serves as {args.what!r} on the {spec.target.kind} target")
+        return live.image
+    from mldeploy.remote import read_history
+
+    found = [d for d in read_history(args.what) if d.status == "succeeded" and "@sha256:" in d.image]
+    if not found:
+        raise SystemExit(f"mldeploy: no deploy of {args.what!r} pushed an image to a registry; name the image")
+    return found[-1].image
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    """The guide's "download the image": pull a deployed image by digest and (``--run``) serve it locally."""
+    import time
+
+    from mldeploy.adapters import acr_auth
+    from mldeploy.adapters.docker_engine import DockerEngine
+    from mldeploy.adapters.http_probe import HttpProbe
+    from mldeploy.contract import CONTAINER_PORT, READINESS_PATH
+    from mldeploy.plan import spec_registry_auth
+    from mldeploy.registry_auth import ANONYMOUS, EntraSignIn, RegistryAuth
+    from mldeploy.spec import resolve_secrets
+
+    spec = _load(args) if args.spec else None
+    image = _pulled_image(args, spec)
+    auth: RegistryAuth = ANONYMOUS
+    variables: dict[str, str] = {}
+    if spec is not None:
+        secrets = resolve_secrets(spec, os.environ)
+        auth = spec_registry_auth(spec, secrets, os.environ)
+        if isinstance(auth, EntraSignIn):
+            auth = acr_auth.sign_in(auth, os.environ)
+        variables = {**spec.variables, **secrets.container}
+    engine = DockerEngine()
+    print(f"pulling {image}", flush=True)
+    engine.pull(image, auth, lambda line: print(f"  {line}", flush=True))
+    if not args.run:
+        print(f"✓ pulled {image}")
+        return EXIT_OK
+    name = f"mldeploy-pulled-{(spec.name if spec else image.split('@')[0].rsplit('/', 1)[-1])}"
+    for earlier in engine.find({PULLED_LABEL: name}):
+        engine.remove(earlier.id)
+    container = engine.run(
+        image,
+        name=name,
+        labels={PULLED_LABEL: name},
+        environment=variables,
+        host_port=args.port,
+        container_port=CONTAINER_PORT,
+    )
+    started = engine.state(container)
+    endpoint = f"http://127.0.0.1:{started.host_port if started else args.port}"
+    deadline = time.monotonic() + args.wait
+    probe = HttpProbe()
+    while not probe.healthy(endpoint + READINESS_PATH, timeout=1.0):
+        current = engine.state(container)
+        if time.monotonic() > deadline or current is None or current.status != "running":
+            print(engine.logs(container, tail=50), file=sys.stderr)
+            print(f"mldeploy: {name} did not become ready (its log is above); docker rm -f {name}", file=sys.stderr)
+            return EXIT_STAGE_FAILED
+        time.sleep(0.25)
+    print(f"✓ {image} serves at {endpoint}/score (container {name}; stop it with: docker rm -f {name})")
+    return EXIT_OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from mldeploy.errors import MldeployError
 
@@ -622,6 +699,13 @@ def parser() -> argparse.ArgumentParser:
     reload.add_argument("--interval", type=float, default=0.3, help=argparse.SUPPRESS)
     reload.add_argument("--json", action="store_true", help="one JSON line per reload")
     reload.set_defaults(func=cmd_reload, allow_root=[], allow_direct_urls=False, target=None)
+    pull = sub.add_parser("pull", help="pull a deployed image by digest (NAME or IMAGE) and, with --run, serve it")
+    pull.add_argument("what", metavar="NAME|IMAGE")
+    pull.add_argument("--spec", help="the service's spec: its target's live image, its registry credentials")
+    pull.add_argument("--run", action="store_true", help="run it on 127.0.0.1 with the scoring port published")
+    pull.add_argument("--port", type=int, help="host port for --run (default: a free one)")
+    pull.add_argument("--wait", type=float, default=120.0, help="seconds --run waits for /readyz")
+    pull.set_defaults(func=cmd_pull, allow_root=[], allow_direct_urls=False, target=None)
     for command in (logs, delete, status):
         command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
@@ -636,7 +720,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("spec")
     render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (kubernetes or aci)")
     render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
-    for command in (deploy, logs, delete, render, status, rollback):
+    for command in (deploy, logs, delete, render, status, rollback, pull):
         command.add_argument(
             "--kubeconfig", help="the cluster's kubeconfig (else KUBECONFIG, ~/.kube/config); never from the spec"
         )

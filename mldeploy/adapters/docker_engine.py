@@ -400,6 +400,24 @@ class DockerEngine:
             raise TransientError(f"push of {repository}:{tag} returned no digest")
         return digest, uploaded
 
+    def pull(self, ref: str, auth: RegistryAuth = ANONYMOUS, on_line: LineSink = _noop) -> None:
+        """Pull an image by digest (or tag) from its registry."""
+        registry = ref.split("/", 1)[0]
+        with translated(f"pull {ref}"):
+            for event in self.client.api.pull(ref, stream=True, decode=True, auth_config=auth_config(auth)):
+                if "error" in event:
+                    message = str(event["error"])
+                    if _AUTH.search(message):
+                        found = diagnosis.registry_auth_denied(registry, message)
+                        raise PermanentError(f"pull {ref} denied: {message}", diagnosis=found)
+                    if _TRANSIENT_MESSAGES.search(message):
+                        found = diagnosis.registry_unavailable(registry, message)
+                        raise TransientError(f"pull {ref} failed: {message}", diagnosis=found)
+                    raise PermanentError(f"pull {ref} failed: {message}")
+                status = str(event.get("status", ""))
+                if status and status not in ("Downloading", "Extracting", "Waiting"):
+                    on_line(f"{event.get('id', '')} {status}".strip())
+
     # --- containers --------------------------------------------------------------------
     def run(
         self,

@@ -173,3 +173,33 @@ def test_reload_watch_reloads_on_save(make_service: Any) -> None:
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
+
+
+def test_pull_runs_a_deployed_image_the_engine_no_longer_has(make_service: Any) -> None:
+    import docker
+
+    from tests.integration.conftest import free_port
+
+    service: Service = make_service("diabetes")
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    image = first.summary["image"]["ref"]
+    assert run_cli("delete", service.name).code == 0  # the service, its containers and its images are gone
+    client = docker.from_env()
+    try:
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(image)
+        port = free_port()
+
+        pulled = run_cli("pull", service.name, "--run", "--port", str(port))  # by name: the newest pushed deploy
+
+        assert pulled.code == 0, pulled.stdout + pulled.stderr
+        assert f"pulling {image}" in pulled.stdout and f"http://127.0.0.1:{port}/score" in pulled.stdout
+        status, body = Service(service.root, service.name, port).score(PATIENT)
+        assert status == 200 and body == [199.8485830226578]
+        assert client.images.get(image).id  # pulled by digest
+    finally:
+        for container in client.containers.list(all=True, filters={"label": "mldeploy.pulled"}):
+            if service.name in container.name:
+                container.remove(force=True)
+        client.close()
