@@ -1,4 +1,4 @@
-"""Deploy benchmark: cold deploy, no-op redeploy, score.py-only redeploy and image size, side by side.
+"""Deploy benchmark: cold deploy, no-op redeploy, score.py-only redeploy, score.py reload and image size.
 
 Runs against the real engine and registry (`make setup`) and a Prefect server of its own
 (SQLite, started here), on a copy of the diabetes example with its own name and port. The
@@ -31,7 +31,7 @@ from runtime_bench import table as render_table
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "deployments" / "examples" / "diabetes"
-TARGETS = {"cold": 60.0, "noop": 3.0, "score_only": 15.0}
+TARGETS = {"cold": 60.0, "noop": 3.0, "score_only": 15.0, "reload": 3.0}
 
 
 def wait_http(url: str, seconds: float) -> None:
@@ -124,6 +124,23 @@ def main() -> int:
             score_wall.append(wall)
             score_build.append(build["seconds"])
         size = image_size_mb(summary["image"]["ref"])
+
+        reload_wall, reload_live = [], []  # the same edit, live without a new image (mldeploy reload)
+        for round_no in range(args.rounds):
+            script = root / "score.py"
+            script.write_text(script.read_text() + f"\n# reload edit {round_no} {uuid.uuid4().hex}\n")
+            started = time.monotonic()
+            proc = subprocess.run(
+                [str(BIN / "mldeploy"), "reload", service, "--spec", str(spec), "--json"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            reload_wall.append(time.monotonic() - started)
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            if result["status"] != "reloaded":
+                raise SystemExit(f"reload failed: {result}")
+            reload_live.append(float(result["seconds"]))
     finally:
         subprocess.run([str(BIN / "mldeploy"), "delete", service], capture_output=True)
         server.terminate()
@@ -145,6 +162,18 @@ def main() -> int:
             med(score_wall),
             TARGETS["score_only"],
             f"build {med(score_build):.1f} s; only the app layer rebuilt",
+        ),
+        (
+            "score.py reload, live (median)",
+            med(reload_live),
+            TARGETS["reload"],
+            "files in, scoring process restarted, ready, smoke passed; no image",
+        ),
+        (
+            "score.py reload (CLI wall, median)",
+            med(reload_wall),
+            None,
+            "the same plus starting Python and importing Prefect",
         ),
         ("image size (MB)", size, None, "diabetes example on the local base image"),
     ]

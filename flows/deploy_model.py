@@ -34,10 +34,11 @@ from mldeploy.orchestration import (
     keep_secrets,
     recorded_run,
     scrub,
+    secret_block_value,
     service_lock,
 )
-from mldeploy.plan import deploy_request
-from mldeploy.registry_auth import registry_auth
+from mldeploy.plan import RollbackPlan, deploy_request, spec_registry_auth
+from mldeploy.settings import Settings
 from mldeploy.spec import KubernetesTarget, ResolvedSecrets, ServiceSpec, resolve_secrets, service_name_of
 from mldeploy.summary import STAGES, RunSummary
 from mldeploy.targets import make_target
@@ -45,7 +46,7 @@ from mldeploy.targets.base import Target
 from tasks.build import build_image
 from tasks.deploy import deploy_service
 from tasks.plan import plan_deployment
-from tasks.push import push_image
+from tasks.push import push_image, reuse_pushed_image
 from tasks.register import register_model
 from tasks.smoke import smoke_test
 from tasks.validate import validate_spec
@@ -115,6 +116,8 @@ def deploy_model(
     from_stage: str | None = None,
     allowed_roots: list[str] | None = None,
     allow_direct_urls: bool = False,
+    rollback_image: str | None = None,
+    rollback_models: str = "",
 ) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README).
 
@@ -123,6 +126,8 @@ def deploy_model(
     version, the image, the pushed manifest) is reused; ``from_stage`` re-executes that stage and
     every later one. ``allowed_roots``, ``allow_direct_urls``: what the deploying user allows the spec
     beyond its own folder and the package index (the spec cannot allow itself anything).
+    ``rollback_image`` (name@sha256:..., with ``rollback_models``, its model labels): ``mldeploy rollback`` —
+    run that earlier image with the spec's configuration; nothing is registered, built or pushed.
     """
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, not {from_stage!r}")
@@ -132,7 +137,10 @@ def deploy_model(
         flow_run_id=str(flow_run.get_id() or ""), ui_url=ui_url if ui_url and ui_url.startswith("http") else None
     )
     with recorded_run(service_name_of(spec_path)):
-        return _deploy(summary, spec_path, target, force, no_cache, from_stage, allowed_roots, allow_direct_urls)
+        rollback = (rollback_image, rollback_models) if rollback_image else None
+        return _deploy(
+            summary, spec_path, target, force, no_cache, from_stage, allowed_roots, allow_direct_urls, rollback
+        )
 
 
 def _deploy(
@@ -144,6 +152,7 @@ def _deploy(
     from_stage: str | None,
     allowed_roots: list[str] | None,
     allow_direct_urls: bool,
+    rollback: tuple[str, str] | None = None,
 ) -> Any:
     end_killed_runs()  # runs this machine started and that were killed end Crashed, not Running forever
     try:
@@ -156,7 +165,7 @@ def _deploy(
         summary.service = spec.name
         summary.notices += spec.notices
         try:  # secret values are read once, here, and scrubbed from every log, artifact and error from now on
-            secrets = resolve_secrets(spec, os.environ)
+            secrets = resolve_secrets(spec, os.environ, secret_block_value)
         except SpecError as exc:
             summary.stage("validate", "failed")
             raise StageFailed("validate", exc) from None
@@ -168,13 +177,20 @@ def _deploy(
             summary.stage("deploy", "failed")
             raise StageFailed("deploy", exc) from None
         run = RunInputs(spec, secrets, engine, target_client, from_stage)
-        registered = _stage(
-            summary, "register", lambda: register_model(spec, force=run.forced("register"), return_state=True)
-        )
-        summary.models = [{"name": m.name, "version": m.version, "sha256": m.sha256} for m in registered.models]
+        if rollback is not None:
+            summary.stage("register", "skipped", reason="rollback: the earlier image holds its models")
+            summary.models = [_model_of(label) for label in rollback[1].split(",") if label.strip()]
+        else:
+            registered = _stage(
+                summary, "register", lambda: register_model(spec, force=run.forced("register"), return_state=True)
+            )
+            summary.models = [{"name": m.name, "version": m.version, "sha256": m.sha256} for m in registered.models]
         try:
             with service_lock(spec.name):
-                _build_to_smoke(summary, run, registered, force=force, no_cache=no_cache)
+                if rollback is not None:
+                    _rollback_to_smoke(summary, run, *rollback)
+                else:
+                    _build_to_smoke(summary, run, registered, force=force, no_cache=no_cache)
         except TimeoutError as exc:
             raise StageFailed(
                 "deploy",
@@ -236,7 +252,7 @@ def _build_to_smoke(
     summary.stages["build"].update(
         steps=built.steps, cached_steps=built.cached_steps, rebuilt_steps=list(built.rebuilt)
     )
-    auth = registry_auth(spec.registry.username if spec.registry else None, run.secrets.registry_password)
+    auth = spec_registry_auth(spec, run.secrets, os.environ)
     pushed = _stage(
         summary,
         "push",
@@ -259,6 +275,30 @@ def _build_to_smoke(
         notice = capacity_notice(found) if found is not None and found.request_seconds is not None else None
         if notice:
             summary.notices.append(notice)
+
+
+def _model_of(label: str) -> dict[str, Any]:
+    name, _, version = label.strip().rpartition(":")
+    return {"name": name, "version": int(version) if version.isdigit() else version, "sha256": None}
+
+
+def _rollback_to_smoke(summary: RunSummary, run: RunInputs, image: str, models: str) -> None:
+    """An earlier image, by digest, deployed and smoke-tested like a new version (the previous one serves
+    until the smoke test passed)."""
+    spec = run.spec
+    summary.stage("build", "skipped", reason=f"rollback: reusing {image}")
+    auth = spec_registry_auth(spec, run.secrets, os.environ)
+    pushed = _stage(summary, "push", lambda: reuse_pushed_image(spec, image, auth, return_state=True))
+    summary.image = {"ref": pushed.ref, "digest": pushed.digest}
+    summary.reasons = [f"rollback to {image}"]
+    plan = RollbackPlan(image, run.secrets.digest(Settings.load().fingerprint_key()))
+    label = ",".join(part.strip() for part in models.split(",") if part.strip())
+    request = deploy_request(spec, plan, pushed.ref, label, run.secrets, auth)
+    outcome = _stage(
+        summary, "deploy", lambda: deploy_service(request, run.target, spec.files_left_behind, return_state=True)
+    )
+    _stage(summary, "smoke", lambda: smoke_test(spec, outcome, run.target, request.auth_keys, return_state=True))
+    summary.endpoint = outcome.service_endpoint or outcome.endpoint
 
 
 def _finish(summary: RunSummary, state: State[Any]) -> State[Any]:

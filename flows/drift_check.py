@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed
 
 from flows.deploy_model import deploy_model
 from mldeploy.adapters.docker_engine import DockerEngine
-from mldeploy.orchestration import artifact_key, attach_markdown, keep_secrets, logger
+from mldeploy.orchestration import artifact_key, attach_markdown, keep_secrets, logger, secret_block_value
 from mldeploy.spec import resolve_secrets
 from mldeploy.targets import make_target
 from tasks.plan import plan_deployment
@@ -29,7 +29,7 @@ from tasks.validate import validate_spec
 def drift_check(spec_path: str, redeploy: bool = True) -> Any:
     """Redeploy ``spec_path``'s service when it drifted from its spec (or only report, ``redeploy=False``)."""
     spec = validate_spec(spec_path)
-    secrets = resolve_secrets(spec, os.environ)
+    secrets = resolve_secrets(spec, os.environ, secret_block_value)
     keep_secrets(secrets.values())
     engine = DockerEngine()
     models = register_model(spec).models

@@ -101,8 +101,12 @@ def container_group(inputs: GroupInputs) -> dict[str, Any]:
         else:
             credential.update(username=inputs.registry.username, password=inputs.registry.password)
         properties["imageRegistryCredentials"] = [credential]
+    identity = {}
+    if inputs.registry is not None and inputs.registry.identity:  # the identity ACI pulls with is the group's
+        identity = {"identity": {"type": "UserAssigned", "userAssignedIdentities": {inputs.registry.identity: {}}}}
     return {
         "location": inputs.location,
+        **identity,
         "tags": {
             TAG_SERVICE: inputs.service,
             TAG_FINGERPRINT: inputs.fingerprint,

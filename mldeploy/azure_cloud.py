@@ -83,5 +83,11 @@ def acr_login_server(registry: str) -> str | None:
     return host if _LOGIN_SERVER.match(host) else None
 
 
+def registry_cloud_name(login_server: str) -> str:
+    """The cloud an ACR login server belongs to (by its suffix); the public cloud for any other name."""
+    host = login_server.split("/", 1)[0].lower()
+    return next((c.name for c in CLOUDS.values() if host.endswith(c.acr_suffixes)), "azure_public")
+
+
 def aci_fqdn(label: str, location: str, cloud: Cloud) -> str:
     return f"{label}.{location.lower().replace(' ', '')}.{cloud.aci_dns_suffix}"

@@ -58,6 +58,7 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
         human.flush()
 
     progress.set_reporter(report, note)
+    rollback = getattr(args, "rollback", None)
     state = cast(
         "State[Any]",
         deploy_model(
@@ -68,6 +69,8 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             from_stage=args.from_stage,
             allowed_roots=[os.path.abspath(root) for root in args.allow_root],
             allow_direct_urls=args.allow_direct_urls,
+            rollback_image=rollback.image if rollback else None,
+            rollback_models=rollback.models if rollback else "",
             return_state=True,
         ),
     )
@@ -131,14 +134,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)  # read by the run's Kubernetes target
     summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)
+    return _report(args, summary, human)
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any], human: TextIO) -> int:
+    """A run's end, as the brief's contract has it: the outcome, the flow run, notices, the JSON line, the code."""
     if summary["status"] == "failed":
         _print_diagnosis(summary, human)
     elif summary["status"] == "noop":
         print(f"= nothing changed: {summary.get('service')} is live at {summary['endpoint']}", file=human)
     else:
         print(
-            f"✓ {summary.get('service')} is live at {summary['endpoint']} "
-            f"(model {summary['model']['name']}:{summary['model']['version']})",
+            f"✓ {summary.get('service')} is live at {summary['endpoint']}"
+            + (f" (model {summary['model']['name']}:{summary['model']['version']})" if summary.get("model") else ""),
             file=human,
         )
     if summary.get("ui_url"):
@@ -228,6 +236,278 @@ def _operated_target(args: argparse.Namespace) -> Any:
     return make_target(LocalTarget())
 
 
+def _status_targets(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The one target --spec/--target names, else every target these options reach."""
+    from mldeploy.status import reachable_targets
+
+    if args.spec or args.target:
+        kind = _load(args).target.kind if args.spec else args.target
+        return [(str(kind), lambda: _operated_target(args))]
+    return reachable_targets(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        resource_group=args.resource_group,
+        subscription=args.subscription,
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mldeploy.history import table
+    from mldeploy.status import COLUMNS, short_image, status_rows
+
+    notes: list[str] = []
+    rows = status_rows(args.name, _status_targets(args), notes)
+    if args.json:
+        print(json.dumps({"services": rows, "notes": notes}))
+    else:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not rows:
+            print(f"nothing deployed as {args.name!r}" if args.name else "no services deployed by mldeploy")
+        else:
+            shown = [{**row, "image": short_image(row["image"])} for row in rows]
+            print(table(shown, COLUMNS))
+    return EXIT_OK if rows or not args.name else EXIT_STAGE_FAILED
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from mldeploy.history import table
+    from mldeploy.remote import read_history
+    from mldeploy.status import short_image
+
+    found = read_history(args.name)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in found]))
+        return EXIT_OK
+    if not found:
+        print(f"no deploys of {args.name!r} on the Prefect server")
+        return EXIT_OK
+    rows = [{**d.to_dict(), "image": short_image(d.image), "stage": d.failed_stage} for d in found]
+    print(table(rows, ("number", "when", "status", "stage", "models", "image", "trigger", "flow_run_name")))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Bring an earlier deploy's image back through the pipeline (deploy and smoke run; nothing is built)."""
+    from mldeploy.history import rollback_choice
+    from mldeploy.remote import read_history
+    from mldeploy.spec import load_spec
+    from mldeploy.targets import make_target
+
+    found = read_history(args.name)
+    if not found:
+        print(f"mldeploy: no deploys of {args.name!r} on the Prefect server: nothing to roll back to", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    spec_path = args.spec or found[-1].spec_path
+    target_kind = args.target or found[-1].target or None
+    try:
+        spec = load_spec(spec_path, target_override=target_kind)
+        live = make_target(spec.target, kubeconfig=args.kubeconfig).live(args.name)
+        chosen = rollback_choice(found, live, args.to)
+    except (ValueError, OSError) as exc:
+        print(f"mldeploy: cannot roll {args.name} back: {exc}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    human = sys.stderr if args.json else sys.stdout
+    human.write(
+        f"rolling {args.name} back to deploy {chosen.number} ({chosen.when}, {chosen.models}): {chosen.image}\n"
+    )
+    args.spec, args.target = spec_path, target_kind
+    args.force, args.no_cache, args.from_stage, args.allow_root, args.allow_direct_urls = False, False, None, [], False
+    args.rollback = chosen
+    summary = _run_locally(args, human)
+    return _report(args, summary, human)
+
+
+def _reload_once(spec: Any, target: Any, human: TextIO) -> dict[str, Any]:
+    """One reload: refuse what cannot be reloaded, put the app files in, wait for readiness, smoke again."""
+    import datetime
+    import time
+
+    from mldeploy.adapters.http_probe import HttpProbe
+    from mldeploy.contract import AUTH_KEY_VARS, SCORE_PATH
+    from mldeploy.reload import app_files, refusals
+    from mldeploy.smoke import judge
+    from mldeploy.spec import resolve_secrets
+    from tasks.smoke import REQUEST_TIMEOUT_SECONDS, auth_headers
+
+    started = time.perf_counter()
+    live = target.live(spec.name)
+    if live is None:
+        return {"status": "failed", "reason": f"nothing serves as {spec.name!r} on the local target: deploy it first"}
+    refused = refusals(spec, target.engine.image_labels(live.image) or {})
+    if refused:
+        return {"status": "refused", "reason": "; ".join(refused)}
+    secrets = resolve_secrets(spec, os.environ)
+    files = app_files(spec)
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    marker = f"{len(files)} app file(s) of {spec.path} at {when}"
+    target.reload(
+        spec.name, {f.path: f.content for f in files}, marker, spec.deploy.health_timeout_seconds, secrets.values()
+    )
+    ready = time.perf_counter() - started
+    probe = HttpProbe()
+    headers = auth_headers({k: v for k, v in secrets.container.items() if k in AUTH_KEY_VARS})
+    results = []
+    for case in spec.smoke:
+        reply = probe.send(live.endpoint + SCORE_PATH, case.http_request(), REQUEST_TIMEOUT_SECONDS, headers)
+        results.append(judge(case, reply.status, reply.body, reply.seconds, reply.error))
+    seconds = time.perf_counter() - started
+    for result in results:
+        problems = "" if result.passed else " — " + "; ".join(result.problems)
+        mark = "✓" if result.passed else "✗"
+        human.write(f"  {mark} {result.name}: {result.status} in {result.latency_ms:.0f} ms{problems}\n")
+    passed = all(r.passed for r in results)
+    return {
+        "status": "reloaded" if passed else "smoke_failed",
+        "service": spec.name,
+        "files": [f.path for f in files],
+        "ready_seconds": round(ready, 3),
+        "seconds": round(seconds, 3),
+        "endpoint": live.endpoint,
+        "smoke": [r.row() for r in results],
+    }
+
+
+def _app_mtimes(spec: Any) -> dict[str, float]:
+    from mldeploy.fingerprint import walk_files
+
+    return {f.rel: f.real.stat().st_mtime_ns for f in walk_files(spec.app_source, spec.roots)}
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """The dev loop on the local target: edited app files live without a new image (``--watch``: on save)."""
+    import time
+
+    from mldeploy.errors import MldeployError, SpecError
+    from mldeploy.targets import make_target
+
+    human = sys.stderr if args.json else sys.stdout
+    if not args.spec:
+        from mldeploy.remote import read_history
+
+        found = [d for d in read_history(args.name) if d.spec_path]
+        if not found:
+            print(f"mldeploy: no deploy of {args.name!r} on record: name its spec with --spec", file=sys.stderr)
+            return EXIT_STAGE_FAILED
+        args.spec = found[-1].spec_path
+    try:
+        spec = _load(args)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    if spec.name != args.name:
+        print(f"mldeploy: {args.spec} describes {spec.name!r}, not {args.name!r}", file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    if spec.target.kind != "local":
+        print(
+            f"mldeploy: reload works on the local target (the dev loop); {spec.name} is a {spec.target.kind} "
+            "service: deploy it locally with --target local, or run mldeploy deploy",
+            file=sys.stderr,
+        )
+        return EXIT_STAGE_FAILED
+    target = make_target(spec.target)
+    while True:
+        try:
+            result = _reload_once(spec, target, human)
+        except MldeployError as exc:
+            result = {"status": "failed", "reason": str(exc)}
+        if args.json:
+            print(json.dumps(result), flush=True)
+        if result["status"] == "reloaded":
+            human.write(
+                f"✓ {spec.name} reloaded: live at {result['endpoint']} in {result['seconds']:.1f} s "
+                "(diverged from its image until the next deploy)\n"
+            )
+        else:
+            human.write(f"✗ {spec.name} not reloaded: {result.get('reason') or result['status']}\n")
+        human.flush()
+        if not args.watch:
+            return EXIT_OK if result["status"] == "reloaded" else EXIT_STAGE_FAILED
+        seen = _app_mtimes(spec)
+        human.write(f"  watching {spec.app_source} (Ctrl-C to stop)\n")
+        human.flush()
+        while _app_mtimes(spec) == seen:
+            time.sleep(args.interval)
+
+
+PULLED_LABEL = "mldeploy.pulled"  # a deployed image run locally by `mldeploy pull --run` (not a service)
+
+
+def _pulled_image(args: argparse.Namespace, spec: Any) -> str:
+    """The image `pull` means: a reference as given, the live image of the --spec's target, or the image of
+    the service's newest successful deploy on record."""
+    if "/" in args.what or "@" in args.what:
+        return str(args.what)
+    if spec is not None:
+        from mldeploy.targets import make_target
+
+        live = make_target(spec.target, kubeconfig=args.kubeconfig).live(args.what)
+        if live is None:
+            raise SystemExit(f"mldeploy: nothing serves as {args.what!r} on the {spec.target.kind} target")
+        return live.image
+    from mldeploy.remote import read_history
+
+    found = [d for d in read_history(args.what) if d.status == "succeeded" and "@sha256:" in d.image]
+    if not found:
+        raise SystemExit(f"mldeploy: no deploy of {args.what!r} pushed an image to a registry; name the image")
+    return found[-1].image
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    """The guide's "download the image": pull a deployed image by digest and (``--run``) serve it locally."""
+    import time
+
+    from mldeploy.adapters import acr_auth
+    from mldeploy.adapters.docker_engine import DockerEngine
+    from mldeploy.adapters.http_probe import HttpProbe
+    from mldeploy.contract import CONTAINER_PORT, READINESS_PATH
+    from mldeploy.plan import spec_registry_auth
+    from mldeploy.registry_auth import ANONYMOUS, EntraSignIn, RegistryAuth
+    from mldeploy.spec import resolve_secrets
+
+    spec = _load(args) if args.spec else None
+    image = _pulled_image(args, spec)
+    auth: RegistryAuth = ANONYMOUS
+    variables: dict[str, str] = {}
+    if spec is not None:
+        secrets = resolve_secrets(spec, os.environ)
+        auth = spec_registry_auth(spec, secrets, os.environ)
+        if isinstance(auth, EntraSignIn):
+            auth = acr_auth.sign_in(auth, os.environ)
+        variables = {**spec.variables, **secrets.container}
+    engine = DockerEngine()
+    print(f"pulling {image}", flush=True)
+    engine.pull(image, auth, lambda line: print(f"  {line}", flush=True))
+    if not args.run:
+        print(f"✓ pulled {image}")
+        return EXIT_OK
+    name = f"mldeploy-pulled-{(spec.name if spec else image.split('@')[0].rsplit('/', 1)[-1])}"
+    for earlier in engine.find({PULLED_LABEL: name}):
+        engine.remove(earlier.id)
+    container = engine.run(
+        image,
+        name=name,
+        labels={PULLED_LABEL: name},
+        environment=variables,
+        host_port=args.port,
+        container_port=CONTAINER_PORT,
+    )
+    started = engine.state(container)
+    endpoint = f"http://127.0.0.1:{started.host_port if started else args.port}"
+    deadline = time.monotonic() + args.wait
+    probe = HttpProbe()
+    while not probe.healthy(endpoint + READINESS_PATH, timeout=1.0):
+        current = engine.state(container)
+        if time.monotonic() > deadline or current is None or current.status != "running":
+            print(engine.logs(container, tail=50), file=sys.stderr)
+            print(f"mldeploy: {name} did not become ready (its log is above); docker rm -f {name}", file=sys.stderr)
+            return EXIT_STAGE_FAILED
+        time.sleep(0.25)
+    print(f"✓ {image} serves at {endpoint}/score (container {name}; stop it with: docker rm -f {name})")
+    return EXIT_OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from mldeploy.errors import MldeployError
 
@@ -303,7 +583,9 @@ def _render_aci(spec: Any, section: Any) -> str:
 
     repository = f"{spec.registry.url}/{spec.name}" if spec.registry else spec.name
     registry = None
-    if spec.registry is not None and spec.registry.username:
+    if spec.registry is not None and spec.registry.signs_in_with_entra and section.registry_identity:
+        registry = RegistryCredential(spec.registry.url.split("/", 1)[0], identity=section.registry_identity)
+    elif spec.registry is not None and spec.registry.username:
         registry = RegistryCredential(spec.registry.url.split("/", 1)[0], spec.registry.username, "")
     inputs = GroupInputs(
         service=spec.name,
@@ -387,7 +669,44 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="remove a deployed service (every object mldeploy made for it)")
     delete.add_argument("name")
     delete.set_defaults(func=cmd_delete)
-    for command in (logs, delete):
+    status = sub.add_parser("status", help="what serves where: every service mldeploy deployed, or NAME")
+    status.add_argument("name", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    history = sub.add_parser("history", help="the deploys of a service (from the Prefect server)")
+    history.add_argument("name")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_history)
+    rollback = sub.add_parser("rollback", help="run an earlier deploy's image again (deploy and smoke only)")
+    rollback.add_argument("name")
+    rollback.add_argument(
+        "--to",
+        type=int,
+        help="the deploy number (mldeploy history NAME); default: the newest "
+        "successful deploy of another image than the live one",
+    )
+    rollback.add_argument(
+        "--spec", help="the spec whose configuration and smoke requests apply (default: the one that deploy used)"
+    )
+    rollback.add_argument("--target", choices=TARGET_KINDS, help="override target.kind")
+    rollback.add_argument("--json", action="store_true")
+    rollback.add_argument("--verbose", "-v", action="store_true")
+    rollback.set_defaults(func=cmd_rollback)
+    reload = sub.add_parser("reload", help="put edited app files (score.py...) into the running local service")
+    reload.add_argument("name")
+    reload.add_argument("--spec", help="the service's spec (default: the one its last deploy used)")
+    reload.add_argument("--watch", action="store_true", help="reload again whenever an app file is saved")
+    reload.add_argument("--interval", type=float, default=0.3, help=argparse.SUPPRESS)
+    reload.add_argument("--json", action="store_true", help="one JSON line per reload")
+    reload.set_defaults(func=cmd_reload, allow_root=[], allow_direct_urls=False, target=None)
+    pull = sub.add_parser("pull", help="pull a deployed image by digest (NAME or IMAGE) and, with --run, serve it")
+    pull.add_argument("what", metavar="NAME|IMAGE")
+    pull.add_argument("--spec", help="the service's spec: its target's live image, its registry credentials")
+    pull.add_argument("--run", action="store_true", help="run it on 127.0.0.1 with the scoring port published")
+    pull.add_argument("--port", type=int, help="host port for --run (default: a free one)")
+    pull.add_argument("--wait", type=float, default=120.0, help="seconds --run waits for /readyz")
+    pull.set_defaults(func=cmd_pull, allow_root=[], allow_direct_urls=False, target=None)
+    for command in (logs, delete, status):
         command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")
         command.add_argument("--context", help="with --target kubernetes: the kubeconfig context")
@@ -401,7 +720,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("spec")
     render.add_argument("--target", choices=TARGET_KINDS, help="override target.kind (kubernetes or aci)")
     render.set_defaults(func=cmd_render, allow_root=[], allow_direct_urls=False)
-    for command in (deploy, logs, delete, render):
+    for command in (deploy, logs, delete, render, status, rollback, pull):
         command.add_argument(
             "--kubeconfig", help="the cluster's kubeconfig (else KUBECONFIG, ~/.kube/config); never from the spec"
         )

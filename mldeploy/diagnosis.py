@@ -24,6 +24,7 @@ class Code(StrEnum):
     REGISTRY_AUTH_DENIED = "registry_auth_denied"
     REGISTRY_UNAVAILABLE = "registry_unavailable"
     DIGEST_MISMATCH = "digest_mismatch"
+    TAG_IMMUTABLE = "tag_immutable"
     INIT_FAILED = "init_failed"
     MODEL_PATH_NOT_FOUND = "model_path_not_found"
     MODEL_VERSION_TAKEN = "model_version_taken"
@@ -226,6 +227,18 @@ def registry_auth_denied(registry: str, message: str) -> Diagnosis:
         message,
         "check registry.username and the password in the variable named by registry.password_env; "
         "for ACR, check the identity has AcrPush",
+        "push",
+    )
+
+
+def tag_immutable(reference: str, served: str) -> Diagnosis:
+    return Diagnosis(
+        Code.TAG_IMMUTABLE,
+        f"{reference} already points at another image, and registry.immutable_tags forbids moving it",
+        f"the registry serves {reference} as {served}; this build has another digest (the same inputs built "
+        "elsewhere, or rebuilt without cache)",
+        "deploy the image the registry holds (build on the machine that pushed it, or pull it first), or delete "
+        "that tag in the registry, or set registry.immutable_tags: false",
         "push",
     )
 

@@ -18,6 +18,8 @@ def drift_reasons(plan: BuildPlan, live: LiveService | None) -> list[str]:
     reasons = []
     if not live.healthy:
         reasons.append(f"the live service at {live.endpoint or '(no endpoint)'} is not healthy")
+    if live.diverged:
+        reasons.append(f"the running service was changed by mldeploy reload ({live.diverged}): it is not its image")
     if live.fingerprint != plan.deploy_fingerprint:
         if live.secrets_digest != plan.secrets_digest:
             reasons.append("a secret value or service key changed (rotated): the service must run with the new one")

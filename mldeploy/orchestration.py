@@ -379,18 +379,28 @@ def service_lock(service: str) -> Iterator[None]:
 KUBECONFIG_BLOCK_VARIABLE = "MLDEPLOY_KUBECONFIG_BLOCK"
 
 
-def kubeconfig_from_block(name: str) -> dict[str, Any]:
-    """A kubeconfig kept in a Prefect Secret block (its value: the kubeconfig's YAML), so a work pool's
-    workers reach a cluster without a kubeconfig on their disk."""
-    import yaml
+def secret_block_value(name: str) -> str:
+    """The value of the Prefect Secret block ``name``; LookupError when there is none."""
     from prefect.blocks.system import Secret
 
     try:
         value = Secret.load(name).get()  # type: ignore[union-attr]
     except ValueError as exc:  # no such block
-        message = f"no Prefect Secret block named {name!r} ({KUBECONFIG_BLOCK_VARIABLE}): {exc}"
+        raise LookupError(f"no Prefect Secret block named {name!r}") from exc
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def kubeconfig_from_block(name: str) -> dict[str, Any]:
+    """A kubeconfig kept in a Prefect Secret block (its value: the kubeconfig's YAML), so a work pool's
+    workers reach a cluster without a kubeconfig on their disk."""
+    import yaml
+
+    try:
+        value = secret_block_value(name)
+    except LookupError as exc:
+        message = f"{exc} ({KUBECONFIG_BLOCK_VARIABLE})"
         raise PermanentError(message, diagnosis=diagnosis.cluster_unavailable(f"block {name}", message)) from exc
-    loaded = yaml.safe_load(value) if isinstance(value, str) else value
+    loaded = yaml.safe_load(value)
     if not isinstance(loaded, dict) or "clusters" not in loaded:
         message = f"the Prefect Secret block {name!r} does not hold a kubeconfig (no 'clusters')"
         raise PermanentError(message, diagnosis=diagnosis.cluster_unavailable(f"block {name}", message))

@@ -8,18 +8,20 @@ what a no-op check compares with the live service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from mldeploy.azure_cloud import cloud_of, registry_cloud_name
 from mldeploy.contract import AUTH_KEY_VARS, ENV_DEBUG, LABEL_MODEL
 from mldeploy.dockerfile import DockerfileInputs, render_dockerfile
 from mldeploy.environment import PythonEnvironment, python_pin_notice
 from mldeploy.fingerprint import fingerprint, hash_content
 from mldeploy.images import ImageRef
 from mldeploy.models import ModelVersion
-from mldeploy.registry_auth import RegistryAuth
-from mldeploy.spec import ResolvedSecrets, ServiceSpec
+from mldeploy.registry_auth import ANONYMOUS, EntraSignIn, RegistryAuth, registry_auth
+from mldeploy.spec import AciTarget, ResolvedSecrets, ServiceSpec
 from mldeploy.targets.base import DeployRequest, LiveService
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -155,9 +157,52 @@ def plan_markdown(plan: BuildPlan, live: LiveService | None, noop: bool, drift: 
     return "\n".join(lines)
 
 
+def spec_registry_auth(spec: ServiceSpec, secrets: ResolvedSecrets, environ: Mapping[str, str]) -> RegistryAuth:
+    """How the push signs in: the registry's password (environment or Prefect block), else for an ACR the
+    deploying identity through Entra ID (in the target's cloud for ACI, else the login server's), else none."""
+    registry = spec.registry
+    if registry is None:
+        return ANONYMOUS
+    entra = None
+    if registry.signs_in_with_entra:
+        login_server = registry.url.split("/", 1)[0]
+        target = spec.target
+        if isinstance(target, AciTarget):
+            cloud = cloud_of(
+                target.cloud, arm_endpoint=target.arm_endpoint, authority_host=target.authority_host, environ=environ
+            )
+        else:
+            cloud = cloud_of(registry_cloud_name(login_server), environ=environ)
+        entra = EntraSignIn(login_server, cloud)
+    return registry_auth(registry.username, secrets.registry_password, entra=entra)
+
+
+class Fingerprints(Protocol):
+    """What a deploy request takes from its plan (a BuildPlan, or a rollback's)."""
+
+    @property
+    def deploy_fingerprint(self) -> str: ...
+
+    @property
+    def secrets_digest(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback runs an earlier image: its fingerprint names that image (so the next deploy of the spec sees
+    drift and replaces it), with the secrets the spec resolves to now."""
+
+    image: str
+    secrets_digest: str
+
+    @property
+    def deploy_fingerprint(self) -> str:
+        return fingerprint({"rollback": self.image, "secrets": self.secrets_digest})
+
+
 def deploy_request(
     spec: ServiceSpec,
-    plan: BuildPlan,
+    plan: Fingerprints,
     image_ref: str,
     model_label: str,
     secrets: ResolvedSecrets,

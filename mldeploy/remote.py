@@ -17,10 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.exceptions import ObjectNotFound
 
 from mldeploy.errors import PermanentError, TransientError
+from mldeploy.history import Deploy, deploys
+from mldeploy.orchestration import artifact_key
 
 FLOW_NAME = "deploy-model"
 COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA", "BUILD_SOURCEVERSION", "GIT_COMMIT")
@@ -99,3 +107,26 @@ def trigger_and_wait(
         )
         summary = summary_from_artifacts([a.model_dump(mode="json") for a in artifacts])
     return RemoteRun(flow_run_id=str(run.id), created=created, state=name, summary=summary)
+
+
+HISTORY_LIMIT = 200  # the Prefect API's page size: the newest 200 deploys of a service
+
+
+def read_history(service: str) -> list[Deploy]:
+    """The deploys of ``service`` the Prefect server keeps: each run summary it published, with its flow run."""
+    key = artifact_key(service, "summary")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=HISTORY_LIMIT
+        )
+        summaries: dict[str, dict[str, Any]] = {}
+        for artifact in artifacts:
+            found = summary_from_artifacts([artifact.model_dump(mode="json")])
+            if artifact.flow_run_id is not None and found is not None:
+                summaries[str(artifact.flow_run_id)] = found
+        if not summaries:
+            return []
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(summaries))), limit=HISTORY_LIMIT
+        )
+    return deploys((run.model_dump(mode="json"), summaries[str(run.id)]) for run in runs)

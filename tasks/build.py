@@ -18,7 +18,13 @@ from mldeploy import progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.adapters.wheelhouse import WheelhouseResolver, resolve_wheelhouse
 from mldeploy.build_context import write_context
-from mldeploy.contract import LABEL_IMAGE_FINGERPRINT, LABEL_MODEL, LABEL_MODEL_SHA256, LABEL_SERVICE
+from mldeploy.contract import (
+    LABEL_ENVIRONMENT_SHA256,
+    LABEL_IMAGE_FINGERPRINT,
+    LABEL_MODEL,
+    LABEL_MODEL_SHA256,
+    LABEL_SERVICE,
+)
 from mldeploy.errors import MldeployError
 from mldeploy.models import ModelRegistry, ModelVersion
 from mldeploy.orchestration import (
@@ -30,6 +36,7 @@ from mldeploy.orchestration import (
     reports_failure,
 )
 from mldeploy.plan import BuildPlan
+from mldeploy.reload import environment_sha256
 from mldeploy.results import BuiltImage
 from mldeploy.settings import Settings
 from mldeploy.spec import ServiceSpec
@@ -124,6 +131,7 @@ def build_image(
                 LABEL_IMAGE_FINGERPRINT: plan.image_fingerprint,
                 LABEL_MODEL: ",".join(m.label for m in models),
                 LABEL_MODEL_SHA256: ",".join(m.sha256 for m in models),
+                LABEL_ENVIRONMENT_SHA256: environment_sha256(spec),
             }
             result = engine.build(Path(context), plan.local_ref, labels, on_line, no_cache=no_cache)
     except MldeployError as exc:

@@ -66,9 +66,11 @@ def _images(client: Any) -> list[dict[str, Any]]:
 
 def _delete_from_registry(repo_digest: str) -> None:
     """DELETE the manifest (the registry frees the blobs at its next garbage collection)."""
-    if not repo_digest.startswith(f"{REGISTRY}/"):
+    host, _, rest = repo_digest.partition("/")
+    if not host.startswith("127.0.0.1:") or "@" not in rest:
         return
-    repository, digest = repo_digest[len(REGISTRY) + 1 :].split("@", 1)
+    # another loopback port is a registry double in front of this one (the ACR double), gone by now
+    repository, digest = rest.split("@", 1)
     request = urllib.request.Request(f"http://{REGISTRY}/v2/{repository}/manifests/{digest}", method="DELETE")
     with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):
         pass

@@ -11,7 +11,7 @@ permanent, never retried). A long-running create or delete is polled with a boun
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,18 +192,3 @@ class AciApi:
             response = self.client._send_request(HttpRequest("GET", url, params={"api-version": "2021-04-01"}))
             response.raise_for_status()
         return str(response.json()["location"])
-
-
-def credential_for(cloud: Cloud, environ: Mapping[str, str]) -> Any:
-    """The identity a deploy runs as: a service principal when AZURE_TENANT_ID, AZURE_CLIENT_ID and
-    AZURE_CLIENT_SECRET are set (CI), else DefaultAzureCredential (managed identity, az login...). A custom
-    cloud (Azure Stack, a private authority) is not in Microsoft's instance discovery: it is skipped there."""
-    from azure.identity import ClientSecretCredential, DefaultAzureCredential
-
-    custom = cloud.name == "custom"
-    tenant, client, secret = (environ.get(k, "") for k in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"))
-    if tenant and client and secret:
-        return ClientSecretCredential(
-            tenant, client, secret, authority=cloud.authority_host, disable_instance_discovery=custom
-        )
-    return DefaultAzureCredential(authority=cloud.authority_host)

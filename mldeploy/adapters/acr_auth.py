@@ -13,23 +13,19 @@ are retried (``registry_unavailable``) — never read as "not there".
 
 from __future__ import annotations
 
-import os
-import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from mldeploy import diagnosis
+from mldeploy.adapters.azure_identity import credential_for
+from mldeploy.adapters.tls import ca_bundle
 from mldeploy.errors import PermanentError, TransientError, retry_after_seconds
-from mldeploy.registry_auth import TokenAuth
+from mldeploy.registry_auth import EntraSignIn, TokenAuth
 
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-
-
-def ca_bundle() -> ssl.SSLContext:
-    """The CA bundle the standard variables name (as the Azure SDKs read them), else the system's."""
-    return ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE"))
 
 
 def exchange(credential: Any, login_server: str, *, tenant: str = "", client: httpx.Client | None = None) -> TokenAuth:
@@ -67,3 +63,9 @@ def exchange(credential: Any, login_server: str, *, tenant: str = "", client: ht
     if not refresh:
         raise PermanentError(message, diagnosis=diagnosis.registry_auth_denied(login_server, message))
     return TokenAuth(str(refresh))
+
+
+def sign_in(entra: EntraSignIn, environ: Mapping[str, str]) -> TokenAuth:
+    """The registry token for the deploying identity (a service principal from AZURE_*, else
+    DefaultAzureCredential) on ``entra.login_server``."""
+    return exchange(credential_for(entra.cloud, environ), entra.login_server)

@@ -13,7 +13,7 @@ import io
 import re
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import requests.exceptions
 
 from mldeploy import diagnosis
 from mldeploy.errors import MldeployError, PermanentError, TransientError, most_specific
-from mldeploy.registry_auth import ANONYMOUS, Anonymous, BasicAuth, RegistryAuth, TokenAuth
+from mldeploy.registry_auth import ANONYMOUS, BasicAuth, EntraSignIn, RegistryAuth, TokenAuth
 
 LineSink = Callable[[str], None]
 API_TIMEOUT_SECONDS = 60
@@ -155,7 +155,8 @@ def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
         return {"username": auth.username, "password": auth.password}
     if isinstance(auth, TokenAuth):
         return {"username": auth.username, "identitytoken": auth.token}
-    assert isinstance(auth, Anonymous)
+    if isinstance(auth, EntraSignIn):
+        raise TypeError("an Entra sign-in is exchanged for a TokenAuth (adapters.acr_auth) before the engine pushes")
     return None
 
 
@@ -399,6 +400,24 @@ class DockerEngine:
             raise TransientError(f"push of {repository}:{tag} returned no digest")
         return digest, uploaded
 
+    def pull(self, ref: str, auth: RegistryAuth = ANONYMOUS, on_line: LineSink = _noop) -> None:
+        """Pull an image by digest (or tag) from its registry."""
+        registry = ref.split("/", 1)[0]
+        with translated(f"pull {ref}"):
+            for event in self.client.api.pull(ref, stream=True, decode=True, auth_config=auth_config(auth)):
+                if "error" in event:
+                    message = str(event["error"])
+                    if _AUTH.search(message):
+                        found = diagnosis.registry_auth_denied(registry, message)
+                        raise PermanentError(f"pull {ref} denied: {message}", diagnosis=found)
+                    if _TRANSIENT_MESSAGES.search(message):
+                        found = diagnosis.registry_unavailable(registry, message)
+                        raise TransientError(f"pull {ref} failed: {message}", diagnosis=found)
+                    raise PermanentError(f"pull {ref} failed: {message}")
+                status = str(event.get("status", ""))
+                if status and status not in ("Downloading", "Extracting", "Waiting"):
+                    on_line(f"{event.get('id', '')} {status}".strip())
+
     # --- containers --------------------------------------------------------------------
     def run(
         self,
@@ -502,8 +521,9 @@ class DockerEngine:
             return None
         return _state_of(info)
 
-    def find(self, labels: dict[str, str], *, include_stopped: bool = True) -> list[ContainerState]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    def find(self, labels: Mapping[str, str | None], *, include_stopped: bool = True) -> list[ContainerState]:
+        """Containers with these labels (a label whose value is None: any value)."""
+        filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
         with translated("list containers"):
             found = self.client.api.containers(all=include_stopped, filters=filters)
         states = [self.state(str(item["Id"])) for item in found]
@@ -528,6 +548,11 @@ class DockerEngine:
         """SIGTERM, then SIGKILL after ``timeout`` seconds: the runtime finishes what it is answering."""
         with translated(f"stop container {container}"):
             self.client.api.stop(container, timeout=timeout)
+
+    def restart(self, container: str, timeout: int = 10) -> None:
+        """Stop (SIGTERM, SIGKILL after ``timeout`` s) and start again: same container, same files."""
+        with translated(f"restart container {container}"):
+            self.client.api.restart(container, timeout=timeout)
 
     def start(self, container: str) -> None:
         with translated(f"start container {container}"):

@@ -214,6 +214,13 @@ class KubeApi:
                     return None
                 raise
 
+    def deployments(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        with self.translated(f"list deployments {namespace} {selector}"):
+            found = self.apps.list_namespaced_deployment(
+                namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+            )
+        return [self._plain(item) for item in found.items]
+
     def replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         with self.translated(f"list replica sets {namespace} {selector}"):
             found = self.apps.list_namespaced_replica_set(

@@ -12,9 +12,10 @@ import re
 import httpx
 
 from mldeploy import diagnosis
+from mldeploy.adapters.tls import ca_bundle
 from mldeploy.errors import PermanentError, TransientError, retry_after_seconds
 from mldeploy.images import LOOPBACK_HOSTS
-from mldeploy.registry_auth import ANONYMOUS, Anonymous, BasicAuth, RegistryAuth, TokenAuth
+from mldeploy.registry_auth import ANONYMOUS, BasicAuth, EntraSignIn, RegistryAuth, TokenAuth
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -28,11 +29,13 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-def base_url(registry: str, *, insecure: bool = False) -> str:
-    """HTTPS, except on loopback or for a registry the user marked insecure (as Docker does)."""
+def base_url(registry: str, *, insecure: bool = False, https: bool = False) -> str:
+    """HTTPS, except on loopback or for a registry the user marked insecure (as Docker does); ``https`` for a
+    registry known to serve only HTTPS (ACR), wherever it is."""
     host = registry.split("/", 1)[0]
     loopback = host.rsplit(":", 1)[0] in LOOPBACK_HOSTS
-    return f"{'http' if loopback or insecure else 'https'}://{host}"
+    plain = (loopback or insecure) and not https
+    return f"{'http' if plain else 'https'}://{host}"
 
 
 def _basic(auth: RegistryAuth) -> tuple[str, str] | None:
@@ -40,7 +43,8 @@ def _basic(auth: RegistryAuth) -> tuple[str, str] | None:
         return (auth.username, auth.password)
     if isinstance(auth, TokenAuth):
         return (auth.username, auth.token)
-    assert isinstance(auth, Anonymous | BasicAuth)
+    if isinstance(auth, EntraSignIn):
+        raise TypeError("an Entra sign-in is exchanged for a TokenAuth (adapters.acr_auth) before /v2 is called")
     return None
 
 
@@ -51,12 +55,13 @@ class OciRegistry:
         auth: RegistryAuth = ANONYMOUS,
         *,
         insecure: bool = False,
+        https: bool = False,
         client: httpx.Client | None = None,
     ) -> None:
         self.registry = registry
-        self.url = base_url(registry, insecure=insecure)
+        self.url = base_url(registry, insecure=insecure, https=https)
         self.auth = _basic(auth)
-        self.client = client or httpx.Client(timeout=TIMEOUT, trust_env=False)
+        self.client = client or httpx.Client(timeout=TIMEOUT, trust_env=False, verify=ca_bundle())
 
     def _request(self, method: str, path: str, scope: str) -> httpx.Response:
         headers = {"Accept": MANIFEST_TYPES}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from mldeploy.azure_cloud import acr_login_server
 from mldeploy.contract import MIN_PYTHON, runtime_supports
 from mldeploy.errors import SpecProblem
 from mldeploy.spec.files import (
@@ -30,7 +31,7 @@ from mldeploy.spec.files import (
     resolve_path,
 )
 from mldeploy.spec.smoke import SmokeCase
-from mldeploy.spec.targets import EnvVars, LocalTarget, TargetSection
+from mldeploy.spec.targets import AciTarget, EnvVars, LocalTarget, TargetSection
 from mldeploy.spec.types import (
     DnsLabel,
     EnvVarName,
@@ -51,6 +52,11 @@ SecretSource = Annotated[
     str,
     Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255),
     Fix("name the environment variable that holds the value on the deploying machine, never the value itself"),
+]
+PrefectBlockName = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=255),
+    Fix("use the Secret block's name: lowercase letters, digits and '-' (prefect block ls)"),
 ]
 
 
@@ -136,9 +142,42 @@ class RegistrySection(Section):
     password_env: SecretSource | None = Field(
         None, description="Environment variable holding the password (never the password itself)."
     )
+    password_block: PrefectBlockName | None = Field(
+        None, description="Prefect Secret block holding the password (instead of password_env)."
+    )
     insecure: bool = Field(
         False, description="Plain HTTP instead of HTTPS (the engine must list the registry as insecure)."
     )
+    kind: Literal["auto", "acr", "oci"] = Field(
+        "auto",
+        description="acr: Azure Container Registry (HTTPS; without a password, sign in with the Entra ID "
+        "identity through ACR's token exchange); oci: any other registry; auto: acr for *.azurecr.io/.cn/.us.",
+    )
+    immutable_tags: bool = Field(
+        False, description="Refuse to move a tag that already points at another digest (as ACR's tag locking)."
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> RegistrySection:
+        if self.password_env and self.password_block:
+            raise spec_error("sets both password_env and password_block", "keep one of the two")
+        if self.is_acr and self.insecure:
+            raise spec_error(
+                "insecure is set for an Azure Container Registry", "remove insecure: ACR is served over HTTPS only"
+            )
+        if self.password_block and not self.username:
+            raise spec_error("password_block is set without a username", "set username (the token or admin name)")
+        return self
+
+    @property
+    def is_acr(self) -> bool:
+        """An Azure Container Registry: by kind, or (auto) by its login server name."""
+        return self.kind == "acr" or (self.kind == "auto" and acr_login_server(self.url) is not None)
+
+    @property
+    def signs_in_with_entra(self) -> bool:
+        """ACR without a password: the deploying identity's Entra token is exchanged for a registry token."""
+        return self.is_acr and not (self.password_env or self.password_block)
 
 
 class DeploySection(Section):
@@ -244,6 +283,24 @@ class ServiceSpec(Section):
         if twice:
             raise spec_error(f"{', '.join(twice)} appears twice", "give each model its own name")
         return models
+
+    @model_validator(mode="after")
+    def _aci_can_pull(self) -> ServiceSpec:
+        # an exchanged ACR token lasts hours; ACI pulls again whenever it restarts a container
+        registry = self.registry
+        if (
+            isinstance(self.target, AciTarget)
+            and registry is not None
+            and registry.signs_in_with_entra
+            and not self.target.registry_identity
+        ):
+            raise spec_error(
+                "target.registry_identity is not set: ACI cannot pull from the ACR with the deploying identity's "
+                "short-lived token",
+                "set target.registry_identity to a user-assigned managed identity with AcrPull on the registry, "
+                "or give registry.username and password_env (a token with pull scope)",
+            )
+        return self
 
     # --- derived -------------------------------------------------------------------------------
     @property

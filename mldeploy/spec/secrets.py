@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mldeploy.errors import SpecError, SpecProblem
@@ -45,36 +45,60 @@ class ResolvedSecrets:
         return f"ResolvedSecrets(container={sorted(self.container)}, registry_password={password})"
 
 
-def resolve_secrets(spec: ServiceSpec, environ: Mapping[str, str]) -> ResolvedSecrets:
-    """Resolve ``secrets`` and the registry password from the environment; every missing one is a problem."""
+def _no_blocks(name: str) -> str:
+    raise LookupError(f"no Prefect server to read the Secret block {name!r} from")
+
+
+def resolve_secrets(
+    spec: ServiceSpec, environ: Mapping[str, str], read_block: Callable[[str], str] | None = None
+) -> ResolvedSecrets:
+    """Resolve ``secrets`` and the registry password from the environment (or, for ``password_block``, a
+    Prefect Secret block through ``read_block``, which raises LookupError for a missing one); every missing one
+    is a problem."""
     problems: list[SpecProblem] = []
+
+    def problem(where: str, message: str, fix: str) -> str:
+        problems.append(SpecProblem(str(spec.path), where, message, fix))
+        return ""
+
+    def long_enough(where: str, source: str, value: str) -> str:
+        if len(value) >= MIN_SECRET_LENGTH:
+            return value
+        return problem(
+            where,
+            f"the value of {source} is {len(value)} characters: too short to keep out of logs safely",
+            f"use a value of at least {MIN_SECRET_LENGTH} characters (a random token)",
+        )
 
     def read(where: str, source: str) -> str:
         value = environ.get(source, "")
         if not value:
-            problems.append(
-                SpecProblem(
-                    str(spec.path),
-                    where,
-                    f"environment variable {source} is not set",
-                    f"export {source}=<value> on the machine that deploys",
-                )
+            return problem(
+                where,
+                f"environment variable {source} is not set",
+                f"export {source}=<value> on the machine that deploys",
             )
-        elif len(value) < MIN_SECRET_LENGTH:
-            problems.append(
-                SpecProblem(
-                    str(spec.path),
-                    where,
-                    f"the value of {source} is {len(value)} characters: too short to keep out of logs safely",
-                    f"use a value of at least {MIN_SECRET_LENGTH} characters (a random token)",
-                )
+        return long_enough(where, source, value)
+
+    def read_secret_block(where: str, name: str) -> str:
+        try:
+            value = (read_block or _no_blocks)(name)
+        except LookupError as exc:
+            return problem(
+                where,
+                str(exc),
+                f"create it where the flow runs (prefect block create secret, or Secret(value=...).save({name!r})), "
+                "or use password_env",
             )
-        return value
+        return long_enough(where, f"the Secret block {name!r}", value)
 
     container = {name: read(f"secrets.{name}", source) for name, source in spec.secrets.items()}
     password = None
-    if spec.registry is not None and spec.registry.password_env:
-        password = read("registry.password_env", spec.registry.password_env)
+    registry = spec.registry
+    if registry is not None and registry.password_env:
+        password = read("registry.password_env", registry.password_env)
+    elif registry is not None and registry.password_block:
+        password = read_secret_block("registry.password_block", registry.password_block)
     if problems:
         raise SpecError(str(spec.path), problems)
     return ResolvedSecrets(container, password or None)

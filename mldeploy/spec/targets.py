@@ -204,6 +204,24 @@ class AciTarget(Section):
     authority_host: HttpsUrl | None = Field(
         None, description="Entra ID authority host; none: AZURE_AUTHORITY_HOST or the cloud's."
     )
+    registry_identity: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resource[gG]roups/[-A-Za-z0-9._()]{1,90}/providers/"
+                r"Microsoft\.ManagedIdentity/userAssignedIdentities/[-A-Za-z0-9_]{3,128}$"
+            ),
+            Fix(
+                "use the identity's resource id: /subscriptions/SUB/resourceGroups/RG/providers/"
+                "Microsoft.ManagedIdentity/userAssignedIdentities/NAME"
+            ),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="A user-assigned managed identity (resource id) with AcrPull that ACI pulls the image with; "
+        "needed for an ACR signed into with Entra ID.",
+    )
     description: Text = Field("", description="Free text kept with the container group.")
 
     @model_validator(mode="after")

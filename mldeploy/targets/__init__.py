@@ -45,7 +45,8 @@ def make_target(section: TargetSection, *, engine: DockerEngine | None = None, k
         import os
 
         from mldeploy import diagnosis
-        from mldeploy.adapters.aci_api import AciApi, credential_for
+        from mldeploy.adapters.aci_api import AciApi
+        from mldeploy.adapters.azure_identity import credential_for
         from mldeploy.azure_cloud import cloud_of
         from mldeploy.errors import PermanentError
         from mldeploy.targets.aci import AciDeployTarget

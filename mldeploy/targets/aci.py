@@ -44,7 +44,7 @@ from mldeploy.adapters.http_probe import HttpProbe
 from mldeploy.contract import READINESS_PATH
 from mldeploy.errors import MldeployError, PermanentError
 from mldeploy.redaction import redact
-from mldeploy.registry_auth import BasicAuth, TokenAuth
+from mldeploy.registry_auth import BasicAuth, EntraSignIn, TokenAuth
 from mldeploy.spec import AciTarget as AciSection
 from mldeploy.targets.base import DeployOutcome, DeployRequest, LineSink, LiveService, ServiceDescription
 from mldeploy.waiting import Phase
@@ -64,13 +64,15 @@ def _tags(group: dict[str, Any]) -> dict[str, str]:
     return dict(group.get("tags") or {})
 
 
-def _registry_credential(request: DeployRequest) -> RegistryCredential | None:
+def _registry_credential(request: DeployRequest, section: AciSection) -> RegistryCredential | None:
     server = request.image.split("/", 1)[0]
     auth = request.registry_auth
     if isinstance(auth, BasicAuth):
         return RegistryCredential(server, auth.username, auth.password)
     if isinstance(auth, TokenAuth):
         return RegistryCredential(server, auth.username, auth.token)
+    if isinstance(auth, EntraSignIn) and section.registry_identity:  # ACI pulls as the managed identity
+        return RegistryCredential(server, identity=section.registry_identity)
     return None
 
 
@@ -101,6 +103,9 @@ class AciDeployTarget:
         return self.section.dns_name_label or service
 
     # --- what is in the resource group ------------------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        return sorted({_tags(g)[TAG_SERVICE] for g in self.api.list(self.resource_group) if _tags(g).get(TAG_SERVICE)})
 
     def _groups(self, service: str) -> list[dict[str, Any]]:
         return [g for g in self.api.list(self.resource_group) if _tags(g).get(TAG_SERVICE) == service]
@@ -164,7 +169,7 @@ class AciDeployTarget:
                 secret_environment=dict(request.secret_environment),
                 auth_keys=dict(request.auth_keys),
                 secrets_digest=request.secrets_digest,
-                registry=_registry_credential(request),
+                registry=_registry_credential(request, self.section),
                 startup_seconds=request.health_timeout,
             )
         )

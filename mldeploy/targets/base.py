@@ -31,6 +31,7 @@ class LiveService:
     instance: str = ""
     started_at: str = ""
     request_seconds: float | None = None  # the median smoke latency measured when it was committed
+    diverged: str = ""  # what changed it since its image (mldeploy reload), or "" when it runs its image as built
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class Target(Protocol):
     def recover(self, service: str, on_line: LineSink) -> None:
         """Bring the service back to its steady state after a run killed at any point: only a version
         that passed its smoke test serves, and nothing half-made is left (called before every run)."""
+        ...
+
+    def services(self) -> list[str]:
+        """The names of the services mldeploy deployed here (``mldeploy status``)."""
         ...
 
     def live(self, service: str) -> LiveService | None: ...

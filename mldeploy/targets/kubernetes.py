@@ -31,6 +31,7 @@ from mldeploy.errors import MldeployError, PermanentError
 from mldeploy.manifests import (
     LABEL_FINGERPRINT,
     LABEL_SERVICE,
+    MANAGER,
     STATE_COMMITTED,
     STATE_IMAGE,
     STATE_INIT_SECONDS,
@@ -103,6 +104,10 @@ class KubernetesTarget:
         return f"{LABEL_SERVICE}={service}"
 
     # --- what is on the cluster ---------------------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        found = self.api.deployments(self.namespace, f"app.kubernetes.io/managed-by={MANAGER},{LABEL_SERVICE}")
+        return sorted({str(d["metadata"]["labels"][LABEL_SERVICE]) for d in found})
 
     def _state(self, service: str) -> dict[str, str]:
         return self.api.config_map_data(self.namespace, state_name(service))

@@ -21,7 +21,7 @@ import contextlib
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mldeploy import diagnosis
@@ -45,17 +45,27 @@ from mldeploy.spec import LocalTarget
 from mldeploy.targets.base import DeployOutcome, DeployRequest, LineSink, LiveService, ServiceDescription
 from mldeploy.waiting import Phase, Status, container_status, wait_until
 
+DNS_LABEL_MAX = 63
 NETWORK = "mldeploy"  # one bridge network: the front reaches backends by their alias
 POINTER = "/run/mldeploy/front/backend"  # in the front: "<alias>:<port>" of the backend that serves
 KEYS_DIR = "/run/mldeploy/keys"  # service keys as files, not environment variables (/proc/1/environ)
 IMAGES_KEPT = 3  # per service, newest first
 LOG_TAIL = 200
 DRAIN_SECONDS = 1.0  # after the swap, before the old version is told to stop
+DIVERGED_MARKER = "/run/mldeploy/diverged"  # in a version that mldeploy reload changed: what, and when
+RELOAD_STOP_SECONDS = 1  # a reload is the dev loop: the scoring process gets 1 s to finish, not 30
 STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL: in-flight requests finish
 
 
 def front_name(service: str) -> str:
     return f"mldeploy-{service}"
+
+
+def backend_name(service: str, token: str) -> str:
+    """``mldeploy-<service>-<token>``, within a DNS label's 63 characters: it is also the alias the front
+    resolves (a longer name does not resolve). The service part is cut, never the token."""
+    prefix = front_name(service)[: DNS_LABEL_MAX - len(token) - 1].rstrip("-")
+    return f"{prefix}-{token}"
 
 
 def port_is_free(port: int) -> bool:
@@ -106,6 +116,9 @@ class LocalDockerTarget:
         stale = tuple(c for c in fronts if c is not front)
         return Layout(front, live, tuple(b for b in backends if b is not live), legacy, stale)
 
+    def services(self) -> list[str]:
+        return sorted({c.labels[LABEL_SERVICE] for c in self.engine.find({LABEL_SERVICE: None})})
+
     def _pointer(self, front: ContainerState) -> str | None:
         data = self.engine.read_file(front.id, POINTER)
         return data.decode().strip().rpartition(":")[0] if data else None
@@ -128,6 +141,7 @@ class LocalDockerTarget:
             secrets_digest=serving.labels.get(LABEL_SECRETS_DIGEST, ""),
             instance=serving.id,
             started_at=serving.started_at,
+            diverged=(self.engine.read_file(serving.id, DIVERGED_MARKER) or b"").decode(errors="replace").strip(),
         )
 
     def _answers(self, url: str, attempts: int = 3) -> bool:
@@ -210,12 +224,12 @@ class LocalDockerTarget:
         return result.status, result.timed_out
 
     def _failure(
-        self, container: str, status: Status, timed_out: bool, request: DeployRequest, what: str
+        self, container: str, status: Status, timed_out: bool, timeout: float, secret_values: Sequence[str], what: str
     ) -> PermanentError:
-        log = redact(self.engine.logs(container, tail=LOG_TAIL), request.secret_values())
+        log = redact(self.engine.logs(container, tail=LOG_TAIL), secret_values)
         state = self.engine.state(container)
         if timed_out:
-            found = diagnosis.health_timeout(request.health_timeout, log)
+            found = diagnosis.health_timeout(timeout, log)
         else:
             memory = f"{self.section.memory_gb:g} GB" if self.section.memory_gb else ""
             found = diagnosis.container_exit(
@@ -232,12 +246,19 @@ class LocalDockerTarget:
             found = diagnosis.port_in_use(port, f"127.0.0.1:{port} is bound by another process")
             raise PermanentError(found.summary, diagnosis=found)
         self.engine.ensure_network(NETWORK, {LABEL_ROLE: "network"})
-        name = f"{front_name(service)}-{secrets.token_hex(4)}"
+        name = backend_name(service, secrets.token_hex(4))
         on_line(f"starting {name} for {request.image} beside the live version")
         candidate = self._start_candidate(request, name)
         status, timed_out = self._wait_healthy(candidate, request.health_timeout)
         if status.phase is not Phase.READY:
-            error = self._failure(candidate, status, timed_out, request, "the new version did not start")
+            error = self._failure(
+                candidate,
+                status,
+                timed_out,
+                request.health_timeout,
+                request.secret_values(),
+                "the new version did not start",
+            )
             self.engine.remove(candidate)
             raise error
         state = self.engine.state(candidate)
@@ -253,6 +274,26 @@ class LocalDockerTarget:
             startup_log=log,
             service_endpoint=f"http://127.0.0.1:{port}",
         )
+
+    def reload(
+        self, service: str, files: Mapping[str, bytes], marker: str, timeout: float, secret_values: Sequence[str]
+    ) -> str:
+        """Put ``files`` into the version that serves, mark it diverged from its image, restart its scoring
+        process and wait until it is ready again; its base URL (mldeploy reload, the local dev loop)."""
+        layout = self._layout(service)
+        serving = layout.live
+        if layout.front is None or serving is None:
+            raise PermanentError(f"nothing serves as {service!r} on the local target: deploy it first")
+        self.engine.write_files(serving.id, dict(files), owner=SERVICE_UID, mode=0o644)
+        self.engine.write_files(serving.id, {DIVERGED_MARKER: marker.encode()})
+        self.engine.restart(serving.id, timeout=RELOAD_STOP_SECONDS)
+        status, timed_out = self._wait_healthy(serving.id, timeout)
+        if status.phase is not Phase.READY:
+            raise self._failure(
+                serving.id, status, timed_out, timeout, secret_values, "the reloaded version did not start"
+            )
+        state = self.engine.state(serving.id)
+        return f"http://127.0.0.1:{state.host_port if state else ''}"
 
     @contextlib.contextmanager
     def open_endpoint(self, outcome: DeployOutcome) -> Iterator[str]:

@@ -5,6 +5,11 @@
     AZURE_SUBSCRIPTION_ID
     MLDEPLOY_AZURE_RESOURCE_GROUP                           an existing resource group (its region is used)
     MLDEPLOY_AZURE_REGISTRY                                 e.g. myregistry.azurecr.io (ACI pulls from it)
+    and either
+    MLDEPLOY_AZURE_REGISTRY_IDENTITY                        a user-assigned identity's resource id with AcrPull
+                                                            (the push signs in as the service principal, which
+                                                            needs AcrPush: the Entra token exchange)
+    or
     MLDEPLOY_AZURE_REGISTRY_USERNAME, ACR_PASSWORD          a token or admin user that may push and pull
 
     .venv/bin/pytest tests/azure -s
@@ -30,16 +35,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MLDEPLOY = str(Path(sys.executable).parent / "mldeploy")
-NEEDED = (
+NEEDED: tuple[str, ...] = (
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",
     "AZURE_SUBSCRIPTION_ID",
     "MLDEPLOY_AZURE_RESOURCE_GROUP",
     "MLDEPLOY_AZURE_REGISTRY",
-    "MLDEPLOY_AZURE_REGISTRY_USERNAME",
-    "ACR_PASSWORD",
 )
+ENTRA = bool(os.environ.get("MLDEPLOY_AZURE_REGISTRY_IDENTITY"))
+if not ENTRA:
+    NEEDED += ("MLDEPLOY_AZURE_REGISTRY_USERNAME", "ACR_PASSWORD")
 missing = [name for name in NEEDED if not os.environ.get(name)]
 pytestmark = pytest.mark.skipif(
     os.environ.get("MLDEPLOY_AZURE_E2E") != "1" or bool(missing),
@@ -60,12 +66,16 @@ def test_deploy_replace_and_delete_on_a_real_subscription(tmp_path: Path) -> Non
     name = f"mldeploy-e2e-{uuid.uuid4().hex[:6]}"
     spec = yaml.safe_load((folder / "service.yaml").read_text())
     spec["name"] = name
-    spec["registry"] = {
-        "url": os.environ["MLDEPLOY_AZURE_REGISTRY"],
-        "username": os.environ["MLDEPLOY_AZURE_REGISTRY_USERNAME"],
-        "password_env": "ACR_PASSWORD",
-    }
     spec["target"] = {"kind": "aci", "resource_group": os.environ["MLDEPLOY_AZURE_RESOURCE_GROUP"], "memory_gb": 1.0}
+    if ENTRA:  # push as the service principal (token exchange), ACI pulls as the managed identity
+        spec["registry"] = {"url": os.environ["MLDEPLOY_AZURE_REGISTRY"]}
+        spec["target"]["registry_identity"] = os.environ["MLDEPLOY_AZURE_REGISTRY_IDENTITY"]
+    else:
+        spec["registry"] = {
+            "url": os.environ["MLDEPLOY_AZURE_REGISTRY"],
+            "username": os.environ["MLDEPLOY_AZURE_REGISTRY_USERNAME"],
+            "password_env": "ACR_PASSWORD",
+        }
     (folder / "service.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     try:
         first = cli("deploy", str(folder / "service.yaml"), "--json")

@@ -1,8 +1,9 @@
 """The ACI target end to end: ``mldeploy deploy SPEC`` with ``target.kind: aci`` through the real SDKs
 (azure-identity's ClientSecretCredential, ContainerInstanceManagementClient) against HTTPS doubles of Entra
-ID and Resource Manager, whose container groups run as real containers of the local engine (the built image,
-the real runtime, its real log). Each failure kind ends in its diagnosis with the log attached, the new group
-deleted and the old one untouched; the service's DNS label moves only after the smoke test passed."""
+ID, Resource Manager and Container Registry (in front of the real local registry, signed into with the Entra
+token exchange), whose container groups run as real containers of the local engine (the built image, the real
+runtime, its real log). Each failure kind ends in its diagnosis with the log attached, the new group deleted
+and the old one untouched; the service's DNS label moves only after the smoke test passed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Service, deploy
+from tests.middle.acr_registry_double import AcrRegistryDouble
 from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, Answer, Azure, azure_doubles
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -33,9 +35,19 @@ def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure]:
 
 
 @pytest.fixture
-def service(make_service: Any, azure: Azure) -> Service:
+def acr(azure: Azure) -> Iterator[AcrRegistryDouble]:
+    double = AcrRegistryDouble(azure.tls, azure.tokens)
+    yield double
+    double.close()
+
+
+@pytest.fixture
+def service(make_service: Any, azure: Azure, acr: AcrRegistryDouble) -> Service:
+    """The diabetes example on ACI, pushed to an ACR (the HTTPS double, signed into with Entra ID) that ACI
+    pulls from with a managed identity: the classic path."""
     svc: Service = make_service("diabetes")
     data = __import__("yaml").safe_load(svc.spec.read_text())
+    data["registry"] = {"url": acr.login_server, "kind": "acr"}
     data["target"] = {
         "kind": "aci",
         "subscription_id": SUBSCRIPTION,
@@ -45,6 +57,8 @@ def service(make_service: Any, azure: Azure) -> Service:
         "arm_endpoint": azure.arm.url,
         "authority_host": azure.entra.url,
         "memory_gb": 1.0,
+        "registry_identity": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/ml-pull",
     }
     data["secrets"] = {"API_TOKEN": "ACI_TEST_SECRET"}
     svc.spec.write_text(__import__("yaml").safe_dump(data, sort_keys=False))
@@ -191,3 +205,32 @@ def test_logs_and_delete_through_the_cli(service: Service, azure: Azure) -> None
     assert groups(azure) == {}
     again = run_cli("delete", service.name, "--spec", str(service.spec))
     assert again.code == 0 and "nothing deployed" in again.stdout
+
+
+def test_status_history_and_rollback_on_aci(service: Service, azure: Azure) -> None:
+    from tests.integration.conftest import run_cli
+
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    service.patch_script("def init():", "# the second version: another image, the same answers\ndef init():")
+    second = deploy(service)
+    assert second.summary["status"] == "succeeded", second.stdout + second.stderr
+
+    shown = run_cli("status", service.name, "--spec", str(service.spec), "--json")
+    (row,) = json.loads(shown.stdout.strip().splitlines()[-1])["services"]
+    assert row["target"] == "aci" and row["image"] == second.summary["image"]["ref"], shown.stdout + shown.stderr
+    assert row["flow_run_id"] == second.summary["flow_run_id"] and row["health"] == "healthy"
+    assert row["endpoint"] == f"http://{service.name}.westeurope.azurecontainer.io:5001"
+
+    rolled = run_cli("rollback", service.name, "--json")  # the spec (and its ACI target) from the deploy's record
+    summary = json.loads(rolled.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded", rolled.stdout + rolled.stderr
+    assert summary["image"]["digest"] == first.summary["image"]["digest"]
+    live = only_live(azure, service.name)  # one group serves the label: the first image's
+    assert live["properties"]["containers"][0]["properties"]["image"] == first.summary["image"]["ref"]
+    history = run_cli("history", service.name, "--json")
+    assert [d["digest"] for d in json.loads(history.stdout)] == [
+        first.summary["image"]["digest"],
+        second.summary["image"]["digest"],
+        first.summary["image"]["digest"],
+    ]

@@ -4,25 +4,14 @@ or file that mldeploy writes — on the failure paths too."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from pathlib import Path
 
 import pytest
 
-from mldeploy.redaction import encodings
-from tests.integration import prefect_api
+from tests.integration import canary
 from tests.integration.conftest import deploy
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
-
-
-def _all_text_under(folder: Path) -> list[tuple[Path, bytes]]:
-    found = []
-    for path in folder.rglob("*"):
-        if path.is_file() and path.stat().st_size < 50_000_000:
-            found.append((path, path.read_bytes()))
-    return found
 
 
 def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server, monkeypatch):
@@ -67,24 +56,11 @@ def test_no_secret_leaks_anywhere(make_service, private_registry, prefect_server
     runs.append(deploy(fine))
     assert runs[-1].code == 0, runs[-1].stderr
 
-    haystacks: list[tuple[str, str]] = []
-    for run in runs:
-        haystacks += [("cli stdout", run.stdout), ("cli stderr", run.stderr), ("summary", json.dumps(run.summary))]
-        flow_run_id = run.summary["flow_run_id"]
-        haystacks.append(("flow run", json.dumps(prefect_api.flow_run(prefect_server, flow_run_id))))
-        for task in prefect_api.task_runs(prefect_server, flow_run_id):
-            haystacks.append((f"task run {task['name']}", json.dumps(task)))
-        for artifact in prefect_api.artifacts(prefect_server, flow_run_id=flow_run_id):
-            haystacks.append((f"artifact {artifact['key']}", json.dumps(artifact)))
-        for record in prefect_api.logs(prefect_server, flow_run_id=flow_run_id):
-            haystacks.append(("log", record["message"]))
-    for root in (Path(os.environ["MLDEPLOY_HOME"]), Path(os.environ["PREFECT_HOME"])):
-        haystacks += [(str(path), data.decode("utf-8", "replace")) for path, data in _all_text_under(root)]
+    haystacks = canary.haystacks(prefect_server, runs)
 
     # the planted values did reach what they had to reach (so the sweep is not vacuous)
     assert any("***" in text for where, text in haystacks if where == "summary"), "the leaked text was not redacted"
-    forms = {form for secret in (token, password) for form in encodings(secret)}
-    leaks = [(where, form) for where, text in haystacks for form in forms if form in text]
+    leaks = canary.leaks(haystacks, (token, password))
     assert leaks == [], f"secret values (in some encoding) found in: {leaks[:10]}"
 
 

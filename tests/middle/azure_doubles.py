@@ -299,7 +299,7 @@ class DockerBackend:
         self.client.close()
 
 
-def acr_handler(tokens: list[str], refresh_tokens: list[str]) -> Handler:
+def acr_handler(tokens: list[str], refresh_tokens: list[str], access_tokens: list[str] | None = None) -> Handler:
     """ACR's token endpoints: ``/oauth2/exchange`` takes an Entra access token the Entra double issued and
     answers a refresh token; ``/oauth2/token`` trades one for an access token (Basic auth with the null user,
     as Docker and the /v2 client send it, or the refresh_token grant)."""
@@ -320,7 +320,10 @@ def acr_handler(tokens: list[str], refresh_tokens: list[str]) -> Handler:
             offered = form.get("refresh_token", [password])[0]
             if offered not in refresh_tokens:
                 return Answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid refresh token"}]})
-            return Answer(200, {"access_token": f"acr-access-{uuid.uuid4().hex}"})
+            access = f"acr-access-{uuid.uuid4().hex}"
+            if access_tokens is not None:
+                access_tokens.append(access)
+            return Answer(200, {"access_token": access})
         return Answer(404, {"errors": [{"code": "NOT_FOUND"}]})
 
     return handle
@@ -513,6 +516,7 @@ class Azure:
     arm: ArmDouble
     ca: Path
     tokens: list[str]
+    tls: tuple[Path, Path, Path]  # CA, certificate, key: for more doubles (the ACR registry double)
 
     def credential(self, secret: str = CLIENT_SECRET) -> Any:
         from azure.identity import ClientSecretCredential
@@ -543,7 +547,7 @@ def azure_doubles(folder: Path, monkeypatch: Any, *, run_containers: bool = Fals
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     try:
-        yield Azure(entra, arm, tls[0], tokens)
+        yield Azure(entra, arm, tls[0], tokens, tls)
     finally:
         entra.close()
         arm.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,11 +236,12 @@ class FakeEngine:
         found = self._container(container)
         return found.state() if found else None
 
-    def find(self, labels: dict[str, str], *, include_stopped: bool = True) -> list[ContainerState]:
+    def find(self, labels: Mapping[str, str | None], *, include_stopped: bool = True) -> list[ContainerState]:
+        def matches(c: Any) -> bool:
+            return all(k in c.labels if v is None else c.labels.get(k) == v for k, v in labels.items())
+
         return [
-            c.state()
-            for c in self.containers.values()
-            if all(c.labels.get(k) == v for k, v in labels.items()) and (include_stopped or c.status == "running")
+            c.state() for c in self.containers.values() if matches(c) and (include_stopped or c.status == "running")
         ]
 
     def logs(self, container: str, tail: int | str = "all") -> str:

@@ -218,7 +218,7 @@ def test_no_secret_leaves_in_a_log_line_or_error(azure: Azure, caplog: pytest.Lo
 def test_a_service_principal_from_the_environment_signs_in_against_the_clouds_authority(azure: Azure) -> None:
     from azure.identity import ClientSecretCredential
 
-    from mldeploy.adapters.aci_api import credential_for
+    from mldeploy.adapters.azure_identity import credential_for
     from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, TENANT
 
     cloud = cloud_of("custom", arm_endpoint=azure.arm.url, authority_host=azure.entra.url)

@@ -96,6 +96,13 @@ def test_a_managed_identity_pulls_without_a_password() -> None:
     identity = "/subscriptions/s/resourceGroups/ml/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pull"
     body = aci.container_group(inputs(registry=RegistryCredential("myacr.azurecr.io", identity=identity)))
     assert body["properties"]["imageRegistryCredentials"] == [{"server": "myacr.azurecr.io", "identity": identity}]
+    assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}  # ACI needs both
+    from azure.mgmt.containerinstance.models import ContainerGroup
+
+    model = ContainerGroup.deserialize(body)  # the SDK's own model reads both back
+    assert model.identity.type == "UserAssigned" and identity in model.identity.user_assigned_identities
+    assert model.image_registry_credentials[0].identity == identity
+    assert "identity" not in aci.container_group(inputs())  # no identity unless one pulls
 
 
 def test_the_body_is_a_valid_container_group_for_the_sdk() -> None:

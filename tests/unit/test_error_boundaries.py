@@ -124,7 +124,7 @@ ALLOWED = {
         "mldeploy/adapters/acr_auth.py",
     },
     "kubernetes": {"mldeploy/adapters/kube_api.py"},
-    "azure": {"mldeploy/adapters/aci_api.py", "mldeploy/adapters/acr_auth.py"},
+    "azure": {"mldeploy/adapters/aci_api.py", "mldeploy/adapters/acr_auth.py", "mldeploy/adapters/azure_identity.py"},
     "prefect": {"mldeploy/orchestration.py", "mldeploy/remote.py", "mldeploy/cli.py"},  # cli: typing only
 }
 # Pure modules: importing one (and everything it imports) loads no SDK, no adapter, no Prefect.
@@ -148,6 +148,7 @@ PURE = [
     "mldeploy.results",
     "mldeploy.drift",
     "mldeploy.targets.base",
+    "mldeploy.history",
     "mldeploy.manifests",
     "mldeploy.rollout",
     "mldeploy.capacity",

@@ -43,4 +43,5 @@ LABEL_IMAGE_FINGERPRINT = "mldeploy.image-fingerprint"  # everything that went i
 LABEL_SECRETS_DIGEST = "mldeploy.secrets-digest"  # keyed digest of the secret values (never the values)
 LABEL_MODEL = "mldeploy.model"  # <name>:<version>
 LABEL_MODEL_SHA256 = "mldeploy.model.sha256"
+LABEL_ENVIRONMENT_SHA256 = "mldeploy.environment.sha256"  # the environment file the image was built from
 LABEL_IMAGE = "mldeploy.image"  # the reference the instance was started from
