@@ -470,13 +470,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     """The guide's "download the image": pull a deployed image by digest and (``--run``) serve it locally."""
     import time
 
-    from mldeploy.adapters import acr_auth
     from mldeploy.adapters.docker_engine import DockerEngine
     from mldeploy.adapters.http_probe import HttpProbe
     from mldeploy.contract import CONTAINER_PORT, READINESS_PATH
     from mldeploy.plan import spec_registry_auth
-    from mldeploy.registry_auth import ANONYMOUS, EntraSignIn, RegistryAuth
+    from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
     from mldeploy.spec import resolve_secrets
+    from tasks.push import signed_in
 
     spec = _load(args) if args.spec else None
     image = _pulled_image(args, spec)
@@ -485,8 +485,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if spec is not None:
         secrets = resolve_secrets(spec, os.environ)
         auth = spec_registry_auth(spec, secrets, os.environ)
-        if isinstance(auth, EntraSignIn):
-            auth = acr_auth.sign_in(auth, os.environ)
+        auth = signed_in(auth)
         variables = {**spec.variables, **secrets.container}
     engine = DockerEngine()
     print(f"pulling {image}", flush=True)

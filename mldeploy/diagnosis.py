@@ -648,8 +648,9 @@ def aci_image_pull_failed(image: str, message: str, group: str) -> Diagnosis:
         Code.REGISTRY_AUTH_DENIED,
         f"Azure Container Instances may not pull {image}",
         evidence,
-        "ACI pulls with the group's registry credentials: registry.username and registry.password_env (an ACR "
-        "token or admin user, with AcrPull on the registry); also check that the image name and digest exist",
+        "ACI pulls with the group's registry credentials: the managed identity in target.registry_identity, or "
+        "registry.username and registry.password_env (an ACR token or admin user) — either needs AcrPull on the "
+        "registry; also check that the image name and digest exist",
         "deploy",
     )
 

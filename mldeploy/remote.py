@@ -27,7 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.exceptions import ObjectNotFound
 
 from mldeploy.errors import PermanentError, TransientError
-from mldeploy.history import Deploy, deploys
+from mldeploy.history import REMOTE_TAG, Deploy, deploys
 from mldeploy.orchestration import artifact_key
 
 FLOW_NAME = "deploy-model"
@@ -81,7 +81,7 @@ def trigger_and_wait(
             ) from exc
         before = time.time()
         run = client.create_flow_run_from_deployment(
-            found.id, parameters=parameters, idempotency_key=idempotency_key, tags=["mldeploy-remote"]
+            found.id, parameters=parameters, idempotency_key=idempotency_key, tags=[REMOTE_TAG]
         )
         created = run.created is None or run.created.timestamp() >= before - 1
         on_state(f"flow run {run.name} ({run.id}) {'created' if created else 'already exists for this key'}")

@@ -41,6 +41,17 @@ def _image_markdown(pushed: PushedImage, tag_ref: str) -> str:
     )
 
 
+def signed_in(auth: RegistryAuth) -> RegistryAuth:
+    """An ACR sign-in with the deploying identity, resolved to a registry token for this push (and scrubbed from
+    every log from now on); any other credentials as they are."""
+    if not isinstance(auth, EntraSignIn):
+        return auth
+    token = acr_auth.sign_in(auth, os.environ)
+    keep_secrets(token.secret_values())
+    logger().info("signed in to %s with the Entra ID identity (ACR token exchange)", auth.login_server)
+    return token
+
+
 @task(name="push", task_run_name="push {spec.name}", **STAGE_TASK_OPTIONS)
 @reports_failure("push", lambda spec, *a, **k: spec.name)
 def push_image(
@@ -68,10 +79,7 @@ def push_image(
             f"registry.insecure is set, but the Docker engine uses HTTPS for {image.registry}: add it to "
             "'insecure-registries' in /etc/docker/daemon.json and restart the engine, or serve the registry over HTTPS"
         )
-    if isinstance(auth, EntraSignIn):  # ACR with the deploying identity: a registry token for this push
-        auth = acr_auth.sign_in(auth, os.environ)
-        keep_secrets(auth.secret_values())
-        log.info("signed in to %s with the Entra ID identity (ACR token exchange)", spec.registry.url)
+    auth = signed_in(auth)
     registry = registry or OciRegistry(
         str(image.registry), auth, insecure=spec.registry.insecure, https=spec.registry.is_acr
     )
@@ -118,9 +126,7 @@ def reuse_pushed_image(
         raise PermanentError(f"{image_ref} is not an image in a registry by digest: it cannot be brought back")
     insecure = spec.registry.insecure if spec.registry else False
     acr = spec.registry.is_acr if spec.registry else False
-    if isinstance(auth, EntraSignIn):
-        auth = acr_auth.sign_in(auth, os.environ)
-        keep_secrets(auth.secret_values())
+    auth = signed_in(auth)
     registry = registry or OciRegistry(image.registry, auth, insecure=insecure, https=acr)
     served = registry.manifest_digest(image.repository, image.digest)
     if served is None:

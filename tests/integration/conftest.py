@@ -367,3 +367,27 @@ def wait_flow_run(api: str, flow_run_id: str, timeout: float = 300) -> dict[str,
             return run
         time.sleep(1)
     pytest.fail(f"flow run {flow_run_id} did not finish in {timeout} s")
+
+
+@pytest.fixture
+def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """HTTPS doubles of Entra ID and Resource Manager (groups run as real containers), and the service
+    principal the deploy signs in as, in the environment as CI would have it."""
+    from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, TENANT, azure_doubles
+
+    with azure_doubles(tmp_path, monkeypatch, run_containers=True) as doubles:
+        monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+        monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("AZURE_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("AZURE_AUTHORITY_HOST", doubles.entra.url)  # for a registry outside an ACI spec
+        yield doubles
+
+
+@pytest.fixture
+def acr(azure: Any) -> Iterator[Any]:
+    """An HTTPS double of Azure Container Registry in front of the real local registry."""
+    from tests.middle.acr_registry_double import AcrRegistryDouble
+
+    double = AcrRegistryDouble(azure.tls, azure.tokens)
+    yield double
+    double.close()

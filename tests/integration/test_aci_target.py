@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import Service, deploy
 from tests.middle.acr_registry_double import AcrRegistryDouble
-from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, Answer, Azure, azure_doubles
+from tests.middle.azure_doubles import SUBSCRIPTION, Answer, Azure
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 SECRET = "canary-aci-e2e-51f0a2"
@@ -25,26 +23,10 @@ RG = "ml-prod"
 
 
 @pytest.fixture
-def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure]:
-    with azure_doubles(tmp_path, monkeypatch, run_containers=True) as doubles:
-        monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
-        monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("AZURE_CLIENT_SECRET", CLIENT_SECRET)
-        monkeypatch.setenv("ACI_TEST_SECRET", SECRET)
-        yield doubles
-
-
-@pytest.fixture
-def acr(azure: Azure) -> Iterator[AcrRegistryDouble]:
-    double = AcrRegistryDouble(azure.tls, azure.tokens)
-    yield double
-    double.close()
-
-
-@pytest.fixture
-def service(make_service: Any, azure: Azure, acr: AcrRegistryDouble) -> Service:
+def service(make_service: Any, azure: Azure, acr: AcrRegistryDouble, monkeypatch: pytest.MonkeyPatch) -> Service:
     """The diabetes example on ACI, pushed to an ACR (the HTTPS double, signed into with Entra ID) that ACI
     pulls from with a managed identity: the classic path."""
+    monkeypatch.setenv("ACI_TEST_SECRET", SECRET)
     svc: Service = make_service("diabetes")
     data = __import__("yaml").safe_load(svc.spec.read_text())
     data["registry"] = {"url": acr.login_server, "kind": "acr"}

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,7 @@ from tests.conftest import _delete_from_registry
 from tests.integration import canary
 from tests.integration.conftest import REGISTRY, Service, deploy
 from tests.middle.acr_registry_double import AcrRegistryDouble
-from tests.middle.azure_doubles import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, Answer, Azure, azure_doubles
+from tests.middle.azure_doubles import CLIENT_SECRET, SUBSCRIPTION, Answer, Azure
 
 pytestmark = pytest.mark.usefixtures("real_engine")
 RG = "ml-prod"
@@ -29,23 +27,6 @@ IDENTITY = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/"
     "userAssignedIdentities/ml-pull"
 )
-
-
-@pytest.fixture
-def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure]:
-    with azure_doubles(tmp_path, monkeypatch, run_containers=True) as doubles:
-        monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
-        monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("AZURE_CLIENT_SECRET", CLIENT_SECRET)
-        monkeypatch.setenv("AZURE_AUTHORITY_HOST", doubles.entra.url)  # for a registry outside an ACI spec
-        yield doubles
-
-
-@pytest.fixture
-def acr(azure: Azure) -> Iterator[AcrRegistryDouble]:
-    double = AcrRegistryDouble(azure.tls, azure.tokens)
-    yield double
-    double.close()
 
 
 def with_acr(service: Service, acr: AcrRegistryDouble, **registry: Any) -> None:

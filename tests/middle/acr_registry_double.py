@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
-import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.middle.azure_doubles import Answer, Seen, acr_handler
+from tests.middle.azure_doubles import Answer, Seen, acr_handler, serve_https
 
 UPSTREAM = "127.0.0.1:5000"
 _HOP_BY_HOP = {"authorization", "transfer-encoding", "host", "content-length", "connection"}
@@ -110,13 +108,8 @@ class AcrRegistryDouble:
             do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _serve
 
         self.upstream = upstream
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls[1], tls[2])
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.server = serve_https(tls, Handler)
         self.login_server = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def script(self, method: str, path: str, *answers: Answer) -> None:
         """Answer the next ``method`` requests to exactly ``path`` with ``answers``, in order."""

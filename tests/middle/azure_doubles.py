@@ -119,6 +119,16 @@ class Seen:
 Handler = Callable[[Seen], Answer]
 
 
+def serve_https(tls: tuple[Path, Path, Path], handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threaded HTTPS server on a free 127.0.0.1 port with the test CA's certificate, serving in a thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls[1], tls[2])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class HttpsDouble:
     """A threaded HTTPS server on 127.0.0.1 that routes to ``handle`` and records every request."""
 
@@ -155,13 +165,8 @@ class HttpsDouble:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls[1], tls[2])
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.server = serve_https(tls, RequestHandler)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def script(self, method: str, path: str, *answers: Answer) -> None:
         """Answer the next requests whose method matches and whose path matches the regex ``path`` with
