@@ -69,6 +69,9 @@ def wait_for_debugger(port: int, seconds: float, say: Callable[[str], None], pol
     """Listen on 127.0.0.1:port and wait up to ``seconds`` for a client; whether one attached."""
     import debugpy
 
+    # the stages' own child processes (pip resolving the wheelhouse) would each wait for the client to attach
+    # to them too, and VS Code's attach configuration does not: debug this process only
+    debugpy.configure(subProcess=False)
     debugpy.listen(("127.0.0.1", port))
     say(
         f"waiting up to {seconds:g} s for a debugger on 127.0.0.1:{port} before the first stage "

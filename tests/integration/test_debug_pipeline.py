@@ -48,6 +48,7 @@ class DapClient:
         return message
 
     def drain(self) -> None:
+        self.sock.settimeout(None)
         with contextlib.suppress(OSError, ValueError):
             while self.reader.read(65536):
                 pass
@@ -64,7 +65,11 @@ def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service:
     port = free_port()
     args = [MLDEPLOY, "deploy", str(service.spec), "--json", "--debug-pipeline", str(port), "--debug-wait", "120"]
     started = time.monotonic()
-    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # the run's output goes to files, not pipes: nobody reads a pipe while the debugger holds the run, and a
+    # full pipe would block the run's next write
+    stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with stdout_file.open("w") as out, stderr_file.open("w") as err:
+        run = subprocess.Popen(args, stdout=out, stderr=err, cwd=tmp_path)
     try:
         client = DapClient(port, time.monotonic() + 90)
         client.send("initialize", {"clientID": "vscode", "adapterID": "debugpy", "pathFormat": "path"})
@@ -79,10 +84,11 @@ def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service:
         assert reply["success"]
         # keep reading, as VS Code does: the debuggee's output comes as events, and an unread socket blocks it
         threading.Thread(target=client.drain, daemon=True).start()
-        stdout, stderr = run.communicate(timeout=300)
+        run.wait(timeout=300)
     finally:
         run.kill()
         run.wait(timeout=30)
+    stdout, stderr = stdout_file.read_text(), stderr_file.read_text()
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["status"] == "succeeded", stderr[-3000:]
     waited, attached = stderr.index("waiting up to 120 s for a debugger"), stderr.index("debugger attached")
