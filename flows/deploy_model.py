@@ -22,6 +22,7 @@ from prefect.states import Completed, Failed
 from mldeploy import diagnosis, progress
 from mldeploy.adapters.docker_engine import DockerEngine
 from mldeploy.capacity import capacity, capacity_notice
+from mldeploy.debugging import wait_for_debugger
 from mldeploy.errors import MldeployError, SpecError, TransientError
 from mldeploy.images import ImageRef
 from mldeploy.models import Registrations
@@ -32,6 +33,7 @@ from mldeploy.orchestration import (
     diagnosis_of,
     end_killed_runs,
     keep_secrets,
+    logger,
     recorded_run,
     scrub,
     secret_block_value,
@@ -118,6 +120,8 @@ def deploy_model(
     allow_direct_urls: bool = False,
     rollback_image: str | None = None,
     rollback_models: str = "",
+    debug_pipeline_port: int | None = None,
+    debug_wait_seconds: float = 60.0,
 ) -> Any:
     """Deploy the service described by ``spec_path``; returns the run summary (see README).
 
@@ -128,7 +132,11 @@ def deploy_model(
     beyond its own folder and the package index (the spec cannot allow itself anything).
     ``rollback_image`` (name@sha256:..., with ``rollback_models``, its model labels): ``mldeploy rollback`` —
     run that earlier image with the spec's configuration; nothing is registered, built or pushed.
+    ``debug_pipeline_port``: listen for a debugger (debugpy) on 127.0.0.1:PORT of the process that runs the
+    flow and wait up to ``debug_wait_seconds`` for one before the first stage (the log line says where).
     """
+    if debug_pipeline_port is not None:
+        wait_for_debugger(debug_pipeline_port, debug_wait_seconds, logger().warning)
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, not {from_stage!r}")
     force = force or no_cache or from_stage is not None

@@ -71,6 +71,8 @@ def _run_locally(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
             allow_direct_urls=args.allow_direct_urls,
             rollback_image=rollback.image if rollback else None,
             rollback_models=rollback.models if rollback else "",
+            debug_pipeline_port=getattr(args, "debug_pipeline", None),
+            debug_wait_seconds=getattr(args, "debug_wait", 60.0),
             return_state=True,
         ),
     )
@@ -92,6 +94,8 @@ def _run_remotely(args: argparse.Namespace, human: TextIO) -> dict[str, Any]:
         parameters["target"] = args.target
     if args.from_stage:
         parameters["from_stage"] = args.from_stage
+    if args.debug_pipeline is not None:
+        parameters.update(debug_pipeline_port=args.debug_pipeline, debug_wait_seconds=args.debug_wait)
     key = args.idempotency_key or default_idempotency_key(args.remote, args.spec)
 
     def report(line: str) -> None:
@@ -133,6 +137,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)  # read by the run's Kubernetes target
+    if args.debug_pipeline is not None:
+        from pathlib import Path
+
+        from mldeploy.debugging import PIPELINE_CONFIGURATION, attach_configuration, write_launch
+
+        _, said = write_launch(Path.cwd(), attach_configuration(PIPELINE_CONFIGURATION, args.debug_pipeline))
+        human.write(f"  {said}\n")
+        human.flush()
     summary = _run_remotely(args, human) if args.remote else _run_locally(args, human)
     return _report(args, summary, human)
 
@@ -629,6 +641,18 @@ def parser() -> argparse.ArgumentParser:
         help="with --remote: triggers with the same key make one run (default: the CI commit, e.g. $GITHUB_SHA)",
     )
     deploy.add_argument("--timeout", type=float, default=3600, help="with --remote: seconds to wait for the end")
+    deploy.add_argument(
+        "--debug-pipeline",
+        nargs="?",
+        type=int,
+        const=5679,
+        metavar="PORT",
+        help="wait for VS Code to attach to the pipeline's process on 127.0.0.1:PORT (5679) before the first stage; "
+        "writes the attach configuration into .vscode/launch.json",
+    )
+    deploy.add_argument(
+        "--debug-wait", type=float, default=60.0, help="with --debug-pipeline: seconds to wait for a debugger"
+    )
     deploy.set_defaults(func=cmd_deploy)
     validate = sub.add_parser("validate", help="check a service spec without deploying")
     validate.add_argument("spec")

@@ -1,0 +1,103 @@
+"""`mldeploy deploy SPEC --debug-pipeline PORT`: the flow's process waits for a debugger before the first
+stage; a real Debug Adapter Protocol client (initialize → attach → configurationDone over the socket, what VS
+Code sends) releases it, and without a client the run goes on after the bounded wait."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MLDEPLOY, Service, deploy, free_port
+
+pytestmark = pytest.mark.usefixtures("real_engine")
+
+
+class DapClient:
+    def __init__(self, port: int, deadline: float) -> None:
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.reader = self.sock.makefile("rb")
+        self.seq = 0
+
+    def send(self, command: str, arguments: dict[str, Any]) -> int:
+        self.seq += 1
+        body = json.dumps({"seq": self.seq, "type": "request", "command": command, "arguments": arguments}).encode()
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return self.seq
+
+    def read(self) -> dict[str, Any]:
+        length = 0
+        while (line := self.reader.readline().strip()) != b"":
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        message: dict[str, Any] = json.loads(self.reader.read(length))
+        return message
+
+    def drain(self) -> None:
+        self.sock.settimeout(None)
+        with contextlib.suppress(OSError, ValueError):
+            while self.reader.read(65536):
+                pass
+
+    def until(self, kind: str, name: str) -> dict[str, Any]:
+        while True:
+            message = self.read()
+            if message["type"] == kind and message.get("command", message.get("event")) == name:
+                return message
+
+
+def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service: Any, tmp_path: Any) -> None:
+    service: Service = make_service("diabetes")
+    port = free_port()
+    args = [MLDEPLOY, "deploy", str(service.spec), "--json", "--debug-pipeline", str(port), "--debug-wait", "120"]
+    started = time.monotonic()
+    # the run's output goes to files, not pipes: nobody reads a pipe while the debugger holds the run, and a
+    # full pipe would block the run's next write
+    stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with stdout_file.open("w") as out, stderr_file.open("w") as err:
+        run = subprocess.Popen(args, stdout=out, stderr=err, cwd=tmp_path)
+    try:
+        client = DapClient(port, time.monotonic() + 90)
+        client.send("initialize", {"clientID": "vscode", "adapterID": "debugpy", "pathFormat": "path"})
+        assert client.until("response", "initialize")["success"]
+        time.sleep(2)
+        assert run.poll() is None  # still waiting: no stage before the debugger is there
+        client.send("attach", {"justMyCode": False})
+        client.until("event", "initialized")
+        done = client.send("configurationDone", {})
+        while (reply := client.until("response", "configurationDone"))["request_seq"] != done:
+            pass
+        assert reply["success"]
+        # keep reading, as VS Code does: the debuggee's output comes as events, and an unread socket blocks it
+        threading.Thread(target=client.drain, daemon=True).start()
+        run.wait(timeout=300)
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+    stdout, stderr = stdout_file.read_text(), stderr_file.read_text()
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded", stderr[-3000:]
+    waited, attached = stderr.index("waiting up to 120 s for a debugger"), stderr.index("debugger attached")
+    assert waited < attached < stderr.index("validate")  # the first stage ran after the attach
+    launch = json.loads((tmp_path / ".vscode" / "launch.json").read_text())
+    (configuration,) = launch["configurations"]
+    assert configuration["connect"] == {"host": "127.0.0.1", "port": port}
+    print(f"\n[debug-pipeline] attached and deployed in {time.monotonic() - started:.1f} s")
+
+    alone = deploy(service, "--debug-pipeline", str(free_port()), "--debug-wait", "2")  # nobody attaches
+    assert alone.summary["status"] == "noop", alone.stdout + alone.stderr
+    assert "no debugger attached within 2 s: the pipeline goes on without one" in alone.stderr
