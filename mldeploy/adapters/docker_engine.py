@@ -538,12 +538,12 @@ class DockerEngine:
         states = [self.state(str(item["Id"])) for item in found]
         return [s for s in states if s is not None]
 
-    def logs(self, container: str, tail: int | str = "all") -> str:
+    def logs(self, container: str, tail: int | str = "all", until: float | None = None) -> str:
+        """The container's log (every run of it: the engine keeps restarts in one log), up to ``until`` (epoch)."""
         try:
             with translated(f"read the log of {container}"):
-                return bytes(self.client.api.logs(container, stdout=True, stderr=True, tail=tail)).decode(
-                    "utf-8", errors="replace"
-                )
+                raw = self.client.api.logs(container, stdout=True, stderr=True, tail=tail, until=until)
+                return bytes(raw).decode("utf-8", errors="replace")
         except PermanentError:
             return ""
 
