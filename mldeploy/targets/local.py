@@ -385,7 +385,15 @@ class LocalDockerTarget:
             yield self.engine.logs(serving.id, tail=tail)
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:
-        return self.engine.logs(outcome.instance, tail=tail)
+        """The candidate's log, and its state when the process ended since it started (an exit says nothing)."""
+        log = self.engine.logs(outcome.instance, tail=tail)
+        state = self.engine.state(outcome.instance)
+        if state is not None and (state.status != "running" or state.restart_count):
+            log += (
+                f"\n[the scoring process ended: container {state.status}, last exit code {state.exit_code}, "
+                f"restarts: {state.restart_count}]"
+            )
+        return log
 
     def describe(self, service: str) -> ServiceDescription:
         layout = self._layout(service)
