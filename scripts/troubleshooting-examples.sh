@@ -17,7 +17,8 @@ variant() {  # variant NAME PORT: a copy of the example named NAME on PORT
 
 show() {  # show COMMAND...: the command as a user types it (paths relative to the scratch folder), its output
   echo
-  echo "\$ ${*//$work\//}"
+  local typed="${*//$work\//}"
+  echo "\$ ${typed//$here\/.venv\/bin\//}"
   (cd "$work" && "$@" 2>&1 | sed "s|$work/||g")
   echo "[exit $?]"
 }
@@ -42,6 +43,17 @@ unavailable=$(variant ts-503 8945)
 sed -i 's/    result = model.predict(data)/    os._exit(3)/' "$unavailable/score.py"
 show "$mldeploy" deploy "$unavailable/service.yaml"
 
-for name in ts-build ts-start ts-model ts-run ts-503; do "$mldeploy" delete "$name" >/dev/null 2>&1; done
+# "only fails remotely": what runs there, which run put it there, and the same image here
+remote=$(variant ts-remote 8946)
+"$mldeploy" deploy "$remote/service.yaml" >/dev/null 2>&1
+show "$mldeploy" status ts-remote
+show "$mldeploy" history ts-remote
+show "$mldeploy" pull ts-remote --run --port 8947
+show "$mldeploy" logs ts-remote --previous
+# step through the run() that raised: the image under debugpy (nobody attaches here: it goes on after 2 s)
+show "$mldeploy" debug "$run/service.yaml" --debug-wait 2 --debug-port 5699
+
+for name in ts-build ts-start ts-model ts-run ts-503 ts-remote; do "$mldeploy" delete "$name" >/dev/null 2>&1; done
+docker rm -f mldeploy-pulled-ts-remote mldeploy-debug-ts-run >/dev/null 2>&1
 echo
 echo "(scratch folder: $work)"
