@@ -405,6 +405,11 @@ class KubernetesTarget:
                 f"no pods of {service!r} in namespace {self.namespace} (kubectl get pods -n {self.namespace})"
             )
         pod = pods[0]["metadata"]["name"]
+        if previous and not _restarts(pods[0], "scoring"):
+            raise PermanentError(
+                f"the scoring container of pod {pod} has not restarted: there is no previous run; its log: "
+                f"mldeploy logs {service} (without --previous)"
+            )
         if follow:
             yield from self.api.follow_log(self.namespace, pod, "scoring", tail=tail)
         else:
@@ -427,3 +432,8 @@ class KubernetesTarget:
 
     def delete(self, service: str) -> list[str]:
         return self.api.delete_labeled(self.namespace, self._selector(service))
+
+
+def _restarts(pod: dict[str, Any], container: str) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return sum(int(s.get("restartCount") or 0) for s in statuses if s.get("name") == container)

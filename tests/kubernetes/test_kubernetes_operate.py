@@ -64,3 +64,5 @@ def test_status_history_rollback_and_logs_across_two_versions(k8s_service: K8sSe
 
     logs = run_cli("logs", k8s_service.name, *where)
     assert logs.code == 0 and "init() done" in logs.stdout, logs.stdout + logs.stderr
+    previous = run_cli("logs", k8s_service.name, "--previous", *where)  # no container of the pod restarted
+    assert previous.code == 1 and "has not restarted: there is no previous run" in previous.stderr, previous.stderr
