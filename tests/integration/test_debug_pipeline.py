@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MLDEPLOY, Service, deploy, free_port
+from tests.integration.conftest import MLDEPLOY, Service, free_port, run_cli
 from tests.integration.dap import DapClient
 
 pytestmark = pytest.mark.usefixtures("real_engine")
@@ -52,6 +52,7 @@ def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service:
     assert configuration["connect"] == {"host": "127.0.0.1", "port": port}
     print(f"\n[debug-pipeline] attached and deployed in {time.monotonic() - started:.1f} s")
 
-    alone = deploy(service, "--debug-pipeline", str(free_port()), "--debug-wait", "2")  # nobody attaches
+    nobody = ("--debug-pipeline", str(free_port()), "--debug-wait", "2")  # nobody attaches
+    alone = run_cli("deploy", str(service.spec), "--json", *nobody, cwd=tmp_path)
     assert alone.summary["status"] == "noop", alone.stdout + alone.stderr
     assert "no debugger attached within 2 s: the pipeline goes on without one" in alone.stderr
