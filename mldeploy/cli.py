@@ -443,9 +443,6 @@ def cmd_reload(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
 
 
-PULLED_LABEL = "mldeploy.pulled"  # a deployed image run locally by `mldeploy pull --run` (not a service)
-
-
 def _pulled_image(args: argparse.Namespace, spec: Any) -> str:
     """The image `pull` means: a reference as given, the live image of the --spec's target, or the image of
     the service's newest successful deploy on record."""
@@ -467,12 +464,10 @@ def _pulled_image(args: argparse.Namespace, spec: Any) -> str:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    """The guide's "download the image": pull a deployed image by digest and (``--run``) serve it locally."""
-    import time
-
+    """The guide's "download the image": pull a deployed image by digest and (``--run``) serve it locally,
+    (``--debug``) under debugpy."""
     from mldeploy.adapters.docker_engine import DockerEngine
-    from mldeploy.adapters.http_probe import HttpProbe
-    from mldeploy.contract import CONTAINER_PORT, READINESS_PATH
+    from mldeploy.local_run import PULLED_LABEL
     from mldeploy.plan import spec_registry_auth
     from mldeploy.registry_auth import ANONYMOUS, RegistryAuth
     from mldeploy.spec import resolve_secrets
@@ -490,33 +485,126 @@ def cmd_pull(args: argparse.Namespace) -> int:
     engine = DockerEngine()
     print(f"pulling {image}", flush=True)
     engine.pull(image, auth, lambda line: print(f"  {line}", flush=True))
-    if not args.run:
+    if not (args.run or args.debug):
         print(f"✓ pulled {image}")
         return EXIT_OK
-    name = f"mldeploy-pulled-{(spec.name if spec else image.split('@')[0].rsplit('/', 1)[-1])}"
-    for earlier in engine.find({PULLED_LABEL: name}):
-        engine.remove(earlier.id)
-    container = engine.run(
+    name = spec.name if spec else image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    if args.debug:
+        return _serve_under_debugger(args, engine, image, name, variables, mount=None)
+    return _serve(args, engine, image, f"mldeploy-pulled-{name}", PULLED_LABEL, variables, None, None)
+
+
+def _serve(
+    args: argparse.Namespace,
+    engine: Any,
+    image: str,
+    name: str,
+    label: str,
+    variables: dict[str, str],
+    extra_ports: dict[int, int | None] | None,
+    mounts: dict[str, str] | None,
+    ready_within: float | None = None,
+) -> int:
+    from mldeploy.local_run import run_locally
+
+    started = run_locally(
+        engine,
         image,
         name=name,
-        labels={PULLED_LABEL: name},
+        label=label,
         environment=variables,
-        host_port=args.port,
-        container_port=CONTAINER_PORT,
+        port=args.port,
+        ready_within=args.wait if ready_within is None else ready_within,
+        extra_ports=extra_ports,
+        read_only_mounts=mounts,
     )
-    started = engine.state(container)
-    endpoint = f"http://127.0.0.1:{started.host_port if started else args.port}"
-    deadline = time.monotonic() + args.wait
-    probe = HttpProbe()
-    while not probe.healthy(endpoint + READINESS_PATH, timeout=1.0):
-        current = engine.state(container)
-        if time.monotonic() > deadline or current is None or current.status != "running":
-            print(engine.logs(container, tail=50), file=sys.stderr)
-            print(f"mldeploy: {name} did not become ready (its log is above); docker rm -f {name}", file=sys.stderr)
-            return EXIT_STAGE_FAILED
-        time.sleep(0.25)
-    print(f"✓ {image} serves at {endpoint}/score (container {name}; stop it with: docker rm -f {name})")
+    if not started.ready:
+        print(started.log, file=sys.stderr)
+        print(f"mldeploy: {name} did not become ready (its log is above); docker rm -f {name}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    print(f"✓ {image} serves at {started.endpoint}/score (container {name}; stop it with: docker rm -f {name})")
     return EXIT_OK
+
+
+def _serve_under_debugger(
+    args: argparse.Namespace,
+    engine: Any,
+    image: str,
+    service: str,
+    variables: dict[str, str],
+    mount: tuple[Any, str] | None,
+) -> int:
+    """Run ``image`` plus debugpy on 127.0.0.1 (scoring port and debug port), with the attach configuration in
+    ``.vscode/launch.json`` of the current folder."""
+    from pathlib import Path
+
+    from mldeploy.debugging import (
+        ENV_DEBUG_WAIT,
+        SCORING_PORT,
+        attach_configuration,
+        path_mapping,
+        scoring_configuration_name,
+        write_launch,
+    )
+    from mldeploy.local_run import DEBUG_LABEL, debug_image
+    from mldeploy.settings import Settings
+
+    tag = debug_image(engine, image, Settings.load().home, lambda line: print(f"  {line}"))
+    mappings = [path_mapping(mount)] if mount else None
+    configuration = attach_configuration(scoring_configuration_name(service), args.debug_port, mappings)
+    _, said = write_launch(Path.cwd(), configuration)
+    print(f"  {said}")
+    print(
+        f"  attach VS Code ('{configuration['name']}', 127.0.0.1:{args.debug_port}) now: the scoring process "
+        f"waits up to {args.debug_wait:g} s for it, then starts either way",
+        flush=True,
+    )
+    name = f"mldeploy-debug-{service}"
+    mounts = {str(mount[0]): mount[1]} if mount else None
+    code = _serve(
+        args,
+        engine,
+        tag,
+        name,
+        DEBUG_LABEL,
+        {**variables, ENV_DEBUG_WAIT: f"{args.debug_wait:g}"},
+        {SCORING_PORT: args.debug_port},
+        mounts,
+        ready_within=args.debug_wait + args.wait,
+    )
+    if code == EXIT_OK:
+        print(f"  debugger: 127.0.0.1:{args.debug_port}" + (f"; after an edit: docker restart {name}" if mount else ""))
+    return code
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    """The troubleshooting guide's debug loop: the spec's image (built as the build stage builds it) plus
+    debugpy, its local source mounted over the app, VS Code's attach configuration written."""
+    from mldeploy.adapters.docker_engine import DockerEngine
+    from mldeploy.debugging import source_mount
+    from mldeploy.errors import MldeployError, SpecError
+    from mldeploy.spec import resolve_secrets
+    from tasks.build import build_image
+    from tasks.plan import build_plan
+    from tasks.register import register_model
+
+    try:
+        spec = _load(args)
+        secrets = resolve_secrets(spec, os.environ)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_SPEC_INVALID
+    engine = DockerEngine()
+    try:
+        print(f"building {spec.name} as the build stage does", flush=True)
+        registered = register_model.fn(spec)
+        plan = build_plan(spec, registered.models, secrets, engine)
+        built = build_image.fn(spec, registered.models, plan, engine)
+        variables = {**spec.variables, **secrets.container}
+        return _serve_under_debugger(args, engine, built.ref, spec.name, variables, source_mount(spec.app_source))
+    except MldeployError as exc:
+        print(f"mldeploy: {exc}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -727,8 +815,20 @@ def parser() -> argparse.ArgumentParser:
     pull.add_argument("--spec", help="the service's spec: its target's live image, its registry credentials")
     pull.add_argument("--run", action="store_true", help="run it on 127.0.0.1 with the scoring port published")
     pull.add_argument("--port", type=int, help="host port for --run (default: a free one)")
-    pull.add_argument("--wait", type=float, default=120.0, help="seconds --run waits for /readyz")
+    pull.add_argument("--debug", action="store_true", help="run it under debugpy (see mldeploy debug)")
     pull.set_defaults(func=cmd_pull, allow_root=[], allow_direct_urls=False, target=None)
+    debug = sub.add_parser(
+        "debug", help="run the spec's image locally under debugpy, its source mounted, for VS Code to attach"
+    )
+    debug.add_argument("spec")
+    debug.add_argument("--port", type=int, help="host port of the scoring endpoint (default: a free one)")
+    debug.set_defaults(func=cmd_debug, allow_root=[], allow_direct_urls=False, target=None)
+    for command in (pull, debug):
+        command.add_argument("--wait", type=float, default=120.0, help="seconds to wait for /readyz")
+        command.add_argument("--debug-port", type=int, default=5678, help="host port of the debugger (127.0.0.1)")
+        command.add_argument(
+            "--debug-wait", type=float, default=60.0, help="seconds the scoring process waits for a debugger"
+        )
     for command in (logs, delete, status):
         command.add_argument("--target", choices=TARGET_KINDS, help="default: local, or the --spec's target")
         command.add_argument("--namespace", default="default", help="with --target kubernetes")

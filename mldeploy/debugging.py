@@ -1,8 +1,13 @@
-"""Attach VS Code to the deploy pipeline: the flow's process listens for a Debug Adapter Protocol client
-(debugpy) on 127.0.0.1 and waits a bounded time before the first stage, then goes on with or without one; and
-the attach configuration, written into ``.vscode/launch.json`` without touching the user's other entries.
+"""Attach VS Code, to the scoring process or to the deploy pipeline.
 
-``merge_launch`` is pure; ``wait_for_debugger`` starts debugpy's listener in this process (once per process).
+- ``mldeploy debug`` / ``pull --debug``: the service's image plus debugpy (``render_debug_dockerfile``; the
+  launcher is ``debug_launch.py``), the scoring process started under it on port 5678, the local source folder
+  mounted over the app (``source_mount``), and an attach configuration with ``pathMappings``.
+- ``deploy --debug-pipeline``: the flow's process listens for a Debug Adapter Protocol client (debugpy) on
+  127.0.0.1 and waits a bounded time before the first stage, then goes on with or without one.
+- The attach configurations go into ``.vscode/launch.json`` without touching the user's other entries.
+
+All pure but ``write_launch`` (a file) and ``wait_for_debugger`` (debugpy's listener in this process).
 """
 
 from __future__ import annotations
@@ -13,9 +18,61 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mldeploy.contract import APP_ROOT, SERVICE_UID, VENV
+
 PIPELINE_PORT = 5679  # the scoring process's debugger takes debugpy's usual 5678
+SCORING_PORT = 5678
 PIPELINE_CONFIGURATION = "mldeploy: attach to the pipeline"
 LAUNCH_VERSION = "0.2.0"
+DEBUGPY_REQUIREMENT = "debugpy==1.8.22"  # the version the pipeline itself uses (constraints.txt)
+LAUNCHER = Path(__file__).with_name("debug_launch.py")
+LAUNCHER_IN_IMAGE = "/opt/mldeploy/debug/launch.py"
+ENV_DEBUG_PORT = "MLDEPLOY_DEBUG_PORT"
+ENV_DEBUG_WAIT = "MLDEPLOY_DEBUG_WAIT_SECONDS"
+
+
+def scoring_configuration_name(service: str) -> str:
+    return f"mldeploy: attach to {service}"
+
+
+def render_debug_dockerfile(image: str) -> str:
+    """The debug image: ``image`` unchanged plus debugpy from the build context's ``wheels/`` (installed offline,
+    as every build) and the launcher; one worker, so every request reaches the process the debugger holds."""
+    if not image or any(c.isspace() for c in image):
+        raise ValueError(f"not an image reference: {image!r}")
+    return "\n".join(
+        [
+            "# syntax=docker/dockerfile:1",
+            "# Rendered by mldeploy debug: the service's image, plus debugpy and a launcher that starts the",
+            "# scoring runtime under it. Never pushed.",
+            f"FROM {image}",
+            "USER root",
+            "COPY wheels/ /tmp/wheels/",
+            f"RUN {VENV}/bin/pip install --no-index --find-links=/tmp/wheels debugpy && rm -rf /tmp/wheels",
+            f"COPY launch.py {LAUNCHER_IN_IMAGE}",
+            f"ENV {ENV_DEBUG_PORT}={SCORING_PORT} WORKER_COUNT=1",  # the wait (ENV_DEBUG_WAIT) comes with the run
+            f"EXPOSE {SCORING_PORT}",
+            f"USER {SERVICE_UID}",
+            f'CMD ["python3", "-Xfrozen_modules=off", "{LAUNCHER_IN_IMAGE}"]',
+            "",
+        ]
+    )
+
+
+def source_mount(app_source: Path) -> tuple[Path, str]:
+    """(local path, where it is mounted in the container) for ``mldeploy debug``: a source directory over its
+    own folder in the app, or the entry script alone over its copy (the models live under the app folder too,
+    so the script's whole folder cannot go over it). Edits show up when the scoring process restarts."""
+    local = app_source.resolve()
+    return local, f"{APP_ROOT}/{app_source.name}"
+
+
+def path_mapping(mount: tuple[Path, str]) -> dict[str, str]:
+    """VS Code's ``pathMappings`` entry for a mount: folders map to folders (a script's folder to the app)."""
+    local, remote = mount
+    if local.is_dir():
+        return {"localRoot": str(local), "remoteRoot": remote}
+    return {"localRoot": str(local.parent), "remoteRoot": remote.rsplit("/", 1)[0]}
 
 
 def attach_configuration(name: str, port: int, path_mappings: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -684,8 +684,9 @@ def endpoint_unavailable(case: str, what: str, log: str) -> Diagnosis:
         Code.ENDPOINT_UNAVAILABLE,
         f"the endpoint did not serve smoke request {case!r} ({what})",
         tail(log),
-        "the service stopped or is not ready: read its log above ('mldeploy logs <service>'); the previous "
-        "version keeps serving",
+        "the scoring process stopped or is not ready: its log and state are above (a run() that ends the process "
+        "- sys.exit, os._exit, a crash in native code - looks like this; step through it with 'mldeploy debug "
+        "SPEC'); any previous version keeps serving",
         "smoke",
     )
 

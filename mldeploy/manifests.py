@@ -44,7 +44,9 @@ STATE_COMMITTED = "committed-revision"  # the revision that last passed its smok
 STATE_IMAGE = "image"  # the image of that revision
 STATE_INIT_SECONDS = "init-seconds"  # init() time its runtime reported
 STATE_REQUEST_SECONDS = "request-seconds"  # median smoke latency measured for it
+STATE_COMMITTED_AT = "committed-at"  # when that revision went live (UTC, ISO 8601)
 ANNOTATION_SECRETS_DIGEST = "mldeploy.dev/secrets-digest"
+ANNOTATION_MODEL = "mldeploy.dev/model"  # the model label as written (name:version): a label value cannot hold ':'
 KEYS_DIR = "/run/mldeploy/keys"
 ELIDED = "(elided)"
 PROBE_PERIOD_SECONDS = 2  # startup and readiness: a ready pod joins the Service within ~2 s
@@ -273,6 +275,7 @@ def deployment(inputs: KubeInputs) -> dict[str, Any]:
                     **section.annotations,
                     FINGERPRINT_ANNOTATION: inputs.fingerprint,
                     ANNOTATION_SECRETS_DIGEST: inputs.secrets_digest,
+                    ANNOTATION_MODEL: inputs.model_label,
                 },
             },
             "spec": pod,

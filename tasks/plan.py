@@ -18,7 +18,7 @@ from mldeploy.environment import load_environment
 from mldeploy.errors import PermanentError
 from mldeploy.models import ModelVersion
 from mldeploy.orchestration import STAGE_TASK_OPTIONS, artifact_key, attach_markdown, logger, reports_failure
-from mldeploy.plan import choose_base_image, make_plan, plan_markdown
+from mldeploy.plan import BuildPlan, choose_base_image, make_plan, plan_markdown
 from mldeploy.results import PlanResult
 from mldeploy.settings import Settings
 from mldeploy.spec import KubernetesTarget as Kube
@@ -37,16 +37,10 @@ def base_python(engine: DockerEngine, settings: Settings, image: str, image_id: 
     return str(cache[image_id])
 
 
-@task(name="plan", task_run_name="plan {spec.name}", **STAGE_TASK_OPTIONS)
-@reports_failure("plan", lambda spec, *a, **k: spec.name)
-def plan_deployment(
-    spec: ServiceSpec,
-    models: tuple[ModelVersion, ...],
-    secrets: ResolvedSecrets,
-    engine: DockerEngine,
-    target: Target,
-    force: bool = False,
-) -> PlanResult:
+def build_plan(
+    spec: ServiceSpec, models: tuple[ModelVersion, ...], secrets: ResolvedSecrets, engine: DockerEngine
+) -> BuildPlan:
+    """What the build stage would build for this spec (base image, environment, Dockerfile, tag)."""
     settings = Settings.load()
     base_image, chosen = choose_base_image(spec, settings.base_image)
     image_id = engine.image_id(base_image)
@@ -56,7 +50,7 @@ def plan_deployment(
             f"{'the spec' if chosen else settings.base_image_source}); run 'make setup', 'docker pull "
             f"{base_image}', or set environment.base_image"
         )
-    plan = make_plan(
+    return make_plan(
         spec,
         models,
         load_environment(
@@ -68,6 +62,19 @@ def plan_deployment(
         base_chosen_by_spec=chosen,
         secrets_digest=secrets.digest(settings.fingerprint_key()),
     )
+
+
+@task(name="plan", task_run_name="plan {spec.name}", **STAGE_TASK_OPTIONS)
+@reports_failure("plan", lambda spec, *a, **k: spec.name)
+def plan_deployment(
+    spec: ServiceSpec,
+    models: tuple[ModelVersion, ...],
+    secrets: ResolvedSecrets,
+    engine: DockerEngine,
+    target: Target,
+    force: bool = False,
+) -> PlanResult:
+    plan = build_plan(spec, models, secrets, engine)
     log = logger()
     for notice in plan.notices:
         (log.warning if notice.startswith("WARNING") else log.info)(notice)

@@ -147,6 +147,7 @@ class ContainerState:
     host_port: int | None = None
     started_at: str = ""
     networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # network -> aliases
+    host_ports: dict[int, int] = field(default_factory=dict)  # container port -> published port on 127.0.0.1
 
 
 def auth_config(auth: RegistryAuth) -> dict[str, str] | None:
@@ -437,20 +438,28 @@ class DockerEngine:
         file_owner: int = 0,
         command: list[str] | None = None,
         user: str | None = None,
+        extra_ports: Mapping[int, int | None] | None = None,
+        read_only_mounts: Mapping[str, str] | None = None,
     ) -> str:
         """Create and start a container; ``host_port`` None publishes an ephemeral port on 127.0.0.1.
 
         ``files`` (absolute path -> content, mode 0400, owned by ``file_owner``) are put into the
         container before it starts: secrets that must not be readable from its environment.
+        ``extra_ports`` (container port -> host port) are published on 127.0.0.1 too;
+        ``read_only_mounts`` (host path -> container path) are bind-mounted read-only.
         """
-        ports = {f"{container_port}/tcp": ("127.0.0.1", host_port)}
+        bindings: dict[int, tuple[str, int | None]] = {container_port: ("127.0.0.1", host_port)}
+        bindings.update({inside: ("127.0.0.1", outside) for inside, outside in (extra_ports or {}).items()})
+        ports = {f"{inside}/tcp": binding for inside, binding in bindings.items()}
         with translated(f"start container {name}"):
             networking = None
             if network is not None:
                 endpoint = self.client.api.create_endpoint_config(aliases=list(aliases) or None)
                 networking = self.client.api.create_networking_config({network: endpoint})
             host_config = self.client.api.create_host_config(
-                port_bindings={container_port: ("127.0.0.1", host_port)},
+                port_bindings=bindings,
+                binds={host: {"bind": inside, "mode": "ro"} for host, inside in (read_only_mounts or {}).items()}
+                or None,
                 mem_limit=mem_limit,
                 nano_cpus=int(cpu_cores * 1e9) if cpu_cores else None,
                 restart_policy={"Name": "unless-stopped"} if restart else None,
@@ -529,12 +538,12 @@ class DockerEngine:
         states = [self.state(str(item["Id"])) for item in found]
         return [s for s in states if s is not None]
 
-    def logs(self, container: str, tail: int | str = "all") -> str:
+    def logs(self, container: str, tail: int | str = "all", until: float | None = None) -> str:
+        """The container's log (every run of it: the engine keeps restarts in one log), up to ``until`` (epoch)."""
         try:
             with translated(f"read the log of {container}"):
-                return bytes(self.client.api.logs(container, stdout=True, stderr=True, tail=tail)).decode(
-                    "utf-8", errors="replace"
-                )
+                raw = self.client.api.logs(container, stdout=True, stderr=True, tail=tail, until=until)
+                return bytes(raw).decode("utf-8", errors="replace")
         except PermanentError:
             return ""
 
@@ -593,12 +602,11 @@ def _tar(files: dict[str, bytes], owner: int, mode: int = 0o400) -> bytes:
 def _state_of(info: dict[str, Any]) -> ContainerState:
     state = info.get("State", {})
     health = (state.get("Health") or {}).get("Status")
-    port = None
     bindings = info.get("NetworkSettings", {}).get("Ports") or {}
-    for binding in bindings.values():
-        if binding:
-            port = int(binding[0]["HostPort"])
-            break
+    published = {
+        int(inside.split("/")[0]): int(binding[0]["HostPort"]) for inside, binding in bindings.items() if binding
+    }
+    port = next(iter(published.values()), None)
     return ContainerState(
         id=str(info["Id"]),
         name=str(info.get("Name", "")).lstrip("/"),
@@ -610,6 +618,7 @@ def _state_of(info: dict[str, Any]) -> ContainerState:
         labels=dict(info.get("Config", {}).get("Labels") or {}),
         image=str(info.get("Image", "")),
         host_port=port,
+        host_ports=published,
         started_at=str(state.get("StartedAt", "")),
         networks={
             name: tuple(endpoint.get("Aliases") or ())

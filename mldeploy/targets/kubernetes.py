@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from mldeploy import diagnosis
@@ -29,10 +30,13 @@ from mldeploy.adapters.kube_api import KubeApi
 from mldeploy.contract import CONTAINER_PORT, INFO_PATH
 from mldeploy.errors import MldeployError, PermanentError
 from mldeploy.manifests import (
+    ANNOTATION_MODEL,
     LABEL_FINGERPRINT,
+    LABEL_MODEL,
     LABEL_SERVICE,
     MANAGER,
     STATE_COMMITTED,
+    STATE_COMMITTED_AT,
     STATE_IMAGE,
     STATE_INIT_SECONDS,
     STATE_REQUEST_SECONDS,
@@ -143,16 +147,17 @@ class KubernetesTarget:
         container = template["spec"]["containers"][0]
         annotations = template["metadata"].get("annotations") or {}
         status = rollout_status(deployment)
+        created = str((deployment.get("metadata") or {}).get("creationTimestamp") or "")
         return LiveService(
             service=service,
             fingerprint=annotations.get(FINGERPRINT_ANNOTATION, ""),
             endpoint=self.service_endpoint(service),
             image=container["image"],
             healthy=status.phase is Phase.READY,
-            model=(template["metadata"].get("labels") or {}).get("mldeploy.dev/model", ""),
+            model=annotations.get(ANNOTATION_MODEL) or (template["metadata"].get("labels") or {}).get(LABEL_MODEL, ""),
             secrets_digest=annotations.get("mldeploy.dev/secrets-digest", ""),
             instance=f"revision {revision_of(deployment)}",
-            started_at=str((deployment.get("metadata") or {}).get("creationTimestamp") or ""),
+            started_at=state.get(STATE_COMMITTED_AT) or created,  # a revision committed by an earlier mldeploy
             request_seconds=_float(state.get(STATE_REQUEST_SECONDS)),
         )
 
@@ -320,7 +325,11 @@ class KubernetesTarget:
         smoke test measured) and drop the Secrets no revision in the history refers to any more."""
         deployment = self.api.deployment(self.namespace, outcome.service) or {}
         containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
-        updates = {STATE_COMMITTED: outcome.instance, STATE_IMAGE: str(containers[0].get("image", ""))}
+        updates = {
+            STATE_COMMITTED: outcome.instance,
+            STATE_IMAGE: str(containers[0].get("image", "")),
+            STATE_COMMITTED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         if request_seconds is not None:
             updates[STATE_REQUEST_SECONDS] = f"{request_seconds:.4f}"
         init_seconds = self._init_seconds(outcome)
@@ -396,6 +405,11 @@ class KubernetesTarget:
                 f"no pods of {service!r} in namespace {self.namespace} (kubectl get pods -n {self.namespace})"
             )
         pod = pods[0]["metadata"]["name"]
+        if previous and not _restarts(pods[0], "scoring"):
+            raise PermanentError(
+                f"the scoring container of pod {pod} has not restarted: there is no previous run; its log: "
+                f"mldeploy logs {service} (without --previous)"
+            )
         if follow:
             yield from self.api.follow_log(self.namespace, pod, "scoring", tail=tail)
         else:
@@ -418,3 +432,8 @@ class KubernetesTarget:
 
     def delete(self, service: str) -> list[str]:
         return self.api.delete_labeled(self.namespace, self._selector(service))
+
+
+def _restarts(pod: dict[str, Any], container: str) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return sum(int(s.get("restartCount") or 0) for s in statuses if s.get("name") == container)

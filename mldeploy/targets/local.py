@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mldeploy import diagnosis
 from mldeploy.adapters.docker_engine import ContainerState, DockerEngine
@@ -66,6 +67,12 @@ def backend_name(service: str, token: str) -> str:
     resolves (a longer name does not resolve). The service part is cut, never the token."""
     prefix = front_name(service)[: DNS_LABEL_MAX - len(token) - 1].rstrip("-")
     return f"{prefix}-{token}"
+
+
+def started_at(stamp: str) -> datetime:
+    """The engine's RFC 3339 start time (nanoseconds, Z) as an aware datetime (microseconds)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole + (f".{fraction[:6]}" if fraction else "")).replace(tzinfo=UTC)
 
 
 def port_is_free(port: int) -> bool:
@@ -364,14 +371,29 @@ class LocalDockerTarget:
         serving = layout.live or layout.legacy
         if serving is None:
             raise PermanentError(f"no local deployment named {service!r} (see 'docker ps')")
-        # One container keeps the log of all its runs (restarts included): `previous` is part of it.
-        if follow:
+        # One container keeps the log of all its runs: the previous run's is the part before the current start.
+        if previous:
+            if serving.restart_count == 0:
+                raise PermanentError(
+                    f"{serving.name} has not restarted since it started at {serving.started_at}: there is no "
+                    f"previous run; its log: mldeploy logs {service}"
+                )
+            yield self.engine.logs(serving.id, tail=tail, until=started_at(serving.started_at).timestamp())
+        elif follow:
             yield from self.engine.follow_logs(serving.id, tail=tail)
         else:
             yield self.engine.logs(serving.id, tail=tail)
 
     def instance_logs(self, outcome: DeployOutcome, tail: int = 200) -> str:
-        return self.engine.logs(outcome.instance, tail=tail)
+        """The candidate's log, and its state when the process ended since it started (an exit says nothing)."""
+        log = self.engine.logs(outcome.instance, tail=tail)
+        state = self.engine.state(outcome.instance)
+        if state is not None and (state.status != "running" or state.restart_count):
+            log += (
+                f"\n[the scoring process ended: container {state.status}, last exit code {state.exit_code}, "
+                f"restarts: {state.restart_count}]"
+            )
+        return log
 
     def describe(self, service: str) -> ServiceDescription:
         layout = self._layout(service)

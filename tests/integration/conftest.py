@@ -198,9 +198,11 @@ class CliResult:
     seconds: float
 
 
-def run_cli(*args: str, timeout: float = 600) -> CliResult:
+def run_cli(*args: str, timeout: float = 600, cwd: Path | None = None) -> CliResult:
     started = time.monotonic()
-    proc = subprocess.run([MLDEPLOY, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    proc = subprocess.run(
+        [MLDEPLOY, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), cwd=cwd
+    )
     seconds = time.monotonic() - started
     summary: dict[str, Any] = {}
     lines = proc.stdout.strip().splitlines()

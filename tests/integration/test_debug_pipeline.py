@@ -4,9 +4,7 @@ Code sends) releases it, and without a client the run goes on after the bounded 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -14,50 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MLDEPLOY, Service, deploy, free_port
+from tests.integration.conftest import MLDEPLOY, Service, free_port, run_cli
+from tests.integration.dap import DapClient
 
 pytestmark = pytest.mark.usefixtures("real_engine")
-
-
-class DapClient:
-    def __init__(self, port: int, deadline: float) -> None:
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        self.reader = self.sock.makefile("rb")
-        self.seq = 0
-
-    def send(self, command: str, arguments: dict[str, Any]) -> int:
-        self.seq += 1
-        body = json.dumps({"seq": self.seq, "type": "request", "command": command, "arguments": arguments}).encode()
-        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        return self.seq
-
-    def read(self) -> dict[str, Any]:
-        length = 0
-        while (line := self.reader.readline().strip()) != b"":
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        message: dict[str, Any] = json.loads(self.reader.read(length))
-        return message
-
-    def drain(self) -> None:
-        self.sock.settimeout(None)
-        with contextlib.suppress(OSError, ValueError):
-            while self.reader.read(65536):
-                pass
-
-    def until(self, kind: str, name: str) -> dict[str, Any]:
-        while True:
-            message = self.read()
-            if message["type"] == kind and message.get("command", message.get("event")) == name:
-                return message
 
 
 def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service: Any, tmp_path: Any) -> None:
@@ -72,16 +30,12 @@ def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service:
         run = subprocess.Popen(args, stdout=out, stderr=err, cwd=tmp_path)
     try:
         client = DapClient(port, time.monotonic() + 90)
-        client.send("initialize", {"clientID": "vscode", "adapterID": "debugpy", "pathFormat": "path"})
-        assert client.until("response", "initialize")["success"]
+        assert client.initialized["success"]
         time.sleep(2)
         assert run.poll() is None  # still waiting: no stage before the debugger is there
         client.send("attach", {"justMyCode": False})
         client.until("event", "initialized")
-        done = client.send("configurationDone", {})
-        while (reply := client.until("response", "configurationDone"))["request_seq"] != done:
-            pass
-        assert reply["success"]
+        assert client.request("configurationDone", {})["success"]
         # keep reading, as VS Code does: the debuggee's output comes as events, and an unread socket blocks it
         threading.Thread(target=client.drain, daemon=True).start()
         run.wait(timeout=300)
@@ -98,6 +52,7 @@ def test_the_pipeline_waits_for_a_debugger_and_goes_on_without_one(make_service:
     assert configuration["connect"] == {"host": "127.0.0.1", "port": port}
     print(f"\n[debug-pipeline] attached and deployed in {time.monotonic() - started:.1f} s")
 
-    alone = deploy(service, "--debug-pipeline", str(free_port()), "--debug-wait", "2")  # nobody attaches
+    nobody = ("--debug-pipeline", str(free_port()), "--debug-wait", "2")  # nobody attaches
+    alone = run_cli("deploy", str(service.spec), "--json", *nobody, cwd=tmp_path)
     assert alone.summary["status"] == "noop", alone.stdout + alone.stderr
     assert "no debugger attached within 2 s: the pipeline goes on without one" in alone.stderr

@@ -72,6 +72,17 @@ def test_run_raising_fails_smoke_and_rolls_back(live_iris):
     _assert_previous_still_serving(live_iris)
 
 
+def test_run_ending_the_process_is_an_unavailable_endpoint_with_the_exit_code(live_iris):
+    live_iris.prepend_to("run", "os._exit(3)")  # no traceback, no log line: only the engine saw it end
+    result = deploy(live_iris)
+    assert result.code == 1
+    found = result.summary["diagnosis"]
+    assert result.summary["failed_stage"] == "smoke" and found["code"] == "endpoint_unavailable"
+    assert "last exit code 3" in found["detail"] and "the scoring process ended" in found["detail"]
+    assert "mldeploy debug" in found["hint"]
+    _assert_previous_still_serving(live_iris)
+
+
 def test_unknown_package_fails_build_naming_the_package(make_service):
     iris = make_service("iris")
     iris.write("requirements.txt", "scikit-learn==1.9.1\njoblib\nmldeploy-no-such-package==9.9.9\n")

@@ -203,3 +203,45 @@ def test_pull_runs_a_deployed_image_the_engine_no_longer_has(make_service: Any) 
             if service.name in container.name:
                 container.remove(force=True)
         client.close()
+
+
+def test_logs_previous_is_the_run_before_the_last_restart(make_service: Any) -> None:
+    import time
+
+    import docker
+
+    service: Service = make_service("diabetes")
+    first = deploy(service)
+    assert first.summary["status"] == "succeeded", first.stdout + first.stderr
+    refused = run_cli("logs", service.name, "--previous")
+    assert refused.code != 0 and "has not restarted" in refused.stderr and "no previous run" in refused.stderr
+
+    client = docker.from_env()
+    try:
+        (backend,) = client.containers.list(
+            filters={"label": [f"mldeploy.service={service.name}", "mldeploy.role=backend"]}
+        )
+        # the scoring process ends (as after a crash) and the engine's restart policy starts it again
+        backend.exec_run(["python3", "-c", "import os, signal; os.kill(1, signal.SIGTERM)"])
+        deadline = time.monotonic() + 60
+        while True:
+            backend.reload()
+            if (
+                backend.attrs["RestartCount"] >= 1
+                and "init() done" in backend.logs().decode().split("Shutting down")[-1]
+            ):
+                break
+            assert time.monotonic() < deadline, backend.logs().decode()[-2000:]
+            time.sleep(0.5)
+    finally:
+        client.close()
+
+    everything = run_cli("logs", service.name)
+    previous = run_cli("logs", service.name, "--previous")
+    assert previous.code == 0, previous.stderr
+    started = "mldeploy-runtime: listening on port"
+    assert everything.stdout.count(started) == 2 and previous.stdout.count(started) == 1
+    assert "Shutting down" in previous.stdout  # the end of the previous run is in it, the new start is not
+    assert everything.stdout.startswith(previous.stdout)  # the whole log is that run, then the current one
+    status, body = service.score(PATIENT)
+    assert status == 200 and body == [199.8485830226578]

@@ -3,6 +3,7 @@ next run does about it (recover), and which Secrets a commit may drop. A fake AP
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mldeploy.manifests import STATE_COMMITTED, state_name
@@ -142,6 +143,8 @@ def test_a_commit_drops_only_secrets_no_revision_refers_to() -> None:
     t.commit(outcome, request_seconds=0.02)
     assert ("delete_secret", "svc-secrets-old") in api.calls
     assert api.secret_names == ["svc-secrets-aaaa", "svc-secrets-bbbb"]  # revision 1 may still be rolled back to
+    committed_at = datetime.fromisoformat(api.state.pop("committed-at"))  # when it went live (status shows it)
+    assert abs((datetime.now(UTC) - committed_at).total_seconds()) < 60
     assert api.state == {
         STATE_COMMITTED: "2",
         "image": "r/svc@sha256:1",

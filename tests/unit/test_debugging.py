@@ -1,4 +1,5 @@
-"""launch.json: the attach configuration is added (or replaces its own earlier copy) and nothing else moves."""
+"""launch.json: the attach configuration is added (or replaces its own earlier copy) and nothing else moves; the
+debug image's Dockerfile (golden); what `mldeploy debug` mounts and maps."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
+from golden import assert_golden
 
-from mldeploy.debugging import PIPELINE_CONFIGURATION, attach_configuration, merge_launch, write_launch
+from mldeploy.contract import APP_ROOT
+from mldeploy.debugging import (
+    PIPELINE_CONFIGURATION,
+    attach_configuration,
+    merge_launch,
+    path_mapping,
+    render_debug_dockerfile,
+    source_mount,
+    write_launch,
+)
 
 MINE = attach_configuration(PIPELINE_CONFIGURATION, 5679)
 
@@ -44,3 +55,23 @@ def test_write_then_merge(tmp_path: Path) -> None:
     assert first.startswith("wrote") and second.startswith("merged into")
     names = [c["name"] for c in json.loads((tmp_path / ".vscode" / "launch.json").read_text())["configurations"]]
     assert names == [PIPELINE_CONFIGURATION, "another"]
+
+
+def test_the_debug_image_adds_debugpy_offline_to_the_service_image() -> None:
+    dockerfile = render_debug_dockerfile("127.0.0.1:5000/diabetes:abc123")
+    assert_golden(dockerfile, "Dockerfile.debug")
+    assert "--no-index" in dockerfile and dockerfile.splitlines()[3] == "FROM 127.0.0.1:5000/diabetes:abc123"
+    with pytest.raises(ValueError, match="not an image reference"):
+        render_debug_dockerfile("base\nRUN curl evil")
+
+
+def test_a_source_directory_is_mounted_over_its_folder_and_a_lone_script_over_its_copy(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "score.py").write_text("def run(data): return data\n")
+    mounted = source_mount(folder)
+    assert mounted == (folder.resolve(), f"{APP_ROOT}/src")
+    assert path_mapping(mounted) == {"localRoot": str(folder.resolve()), "remoteRoot": f"{APP_ROOT}/src"}
+    lone = source_mount(folder / "score.py")  # the models live under the app folder: only the script goes over
+    assert lone == ((folder / "score.py").resolve(), f"{APP_ROOT}/score.py")
+    assert path_mapping(lone) == {"localRoot": str(folder.resolve()), "remoteRoot": APP_ROOT}

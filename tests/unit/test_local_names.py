@@ -20,3 +20,12 @@ def test_a_backend_name_is_a_dns_label_and_keeps_its_token(service: str) -> None
 
 def test_short_names_are_unchanged() -> None:
     assert backend_name("diabetes", "0badf00d") == "mldeploy-diabetes-0badf00d"
+
+
+def test_the_engines_start_time_reads_with_nanoseconds_or_without() -> None:
+    from datetime import UTC, datetime
+
+    from mldeploy.targets.local import started_at
+
+    assert started_at("2026-11-30T22:31:05.123456789Z") == datetime(2026, 11, 30, 22, 31, 5, 123456, tzinfo=UTC)
+    assert started_at("2026-11-30T22:31:05Z") == datetime(2026, 11, 30, 22, 31, 5, tzinfo=UTC)
