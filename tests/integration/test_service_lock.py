@@ -76,22 +76,26 @@ def test_same_service_holders_never_overlap_in_a_race(prefect_server):
 
 
 def test_different_services_hold_their_slots_at_the_same_time(prefect_server):
+    """Each holder, once inside, waits for the other to be inside too: only possible when both slots are held at
+    once (serialised slots would leave the first waiting until its deadline). No fixed sleep to race against a
+    slow server."""
     window, errors = Window(), []
-    barrier = threading.Barrier(2)
+    inside = [threading.Event(), threading.Event()]
 
-    def hold(service: str) -> None:
+    def hold(me: int, service: str) -> None:
         try:
-            barrier.wait()
             with orchestration.service_lock(service), window:
-                time.sleep(4.0)  # long enough that both must hold at once
+                inside[me].set()
+                if not inside[1 - me].wait(timeout=60):
+                    raise AssertionError(f"{service} held its slot alone for 60 s: the other service never got in")
         except BaseException as exc:  # reported by the test
             errors.append(exc)
 
-    threads = [_in_context(hold, f"par-{uuid.uuid4().hex[:8]}") for _ in range(2)]
+    threads = [_in_context(hold, me, f"par-{uuid.uuid4().hex[:8]}") for me in (0, 1)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
     assert errors == [] and window.most == 2
 
 
