@@ -18,8 +18,11 @@ from mldeploy.spec.targets import TARGET_KINDS
 from mldeploy.summary import STAGES, RunSummary
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from prefect.client.schemas.objects import State
 
+    from mldeploy.adapters.docker_engine import DockerEngine
     from mldeploy.spec import ServiceSpec
 
 EXIT_OK, EXIT_STAGE_FAILED, EXIT_SPEC_INVALID = 0, 1, 2
@@ -496,7 +499,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def _serve(
     args: argparse.Namespace,
-    engine: Any,
+    engine: DockerEngine,
     image: str,
     name: str,
     label: str,
@@ -528,11 +531,11 @@ def _serve(
 
 def _serve_under_debugger(
     args: argparse.Namespace,
-    engine: Any,
+    engine: DockerEngine,
     image: str,
     service: str,
     variables: dict[str, str],
-    mount: tuple[Any, str] | None,
+    mount: tuple[Path, str] | None,
 ) -> int:
     """Run ``image`` plus debugpy on 127.0.0.1 (scoring port and debug port), with the attach configuration in
     ``.vscode/launch.json`` of the current folder."""

@@ -9,6 +9,7 @@ import threading
 
 import debugpy
 
+# the names are mldeploy.debugging.ENV_DEBUG_PORT / ENV_DEBUG_WAIT (this file runs where mldeploy is not)
 port = int(os.environ.get("MLDEPLOY_DEBUG_PORT", "5678"))
 seconds = float(os.environ.get("MLDEPLOY_DEBUG_WAIT_SECONDS", "60"))
 debugpy.listen(("0.0.0.0", port))  # in the container; the engine publishes it on the host loopback only

@@ -13,8 +13,9 @@ All pure but ``write_launch`` (a file) and ``wait_for_debugger`` (debugpy's list
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ PIPELINE_PORT = 5679  # the scoring process's debugger takes debugpy's usual 567
 SCORING_PORT = 5678
 PIPELINE_CONFIGURATION = "mldeploy: attach to the pipeline"
 LAUNCH_VERSION = "0.2.0"
-DEBUGPY_REQUIREMENT = "debugpy==1.8.22"  # the version the pipeline itself uses (constraints.txt)
+DEBUGPY_REQUIREMENT = f"debugpy=={version('debugpy')}"  # the debug image gets the version the pipeline has
 LAUNCHER = Path(__file__).with_name("debug_launch.py")
 LAUNCHER_IN_IMAGE = "/opt/mldeploy/debug/launch.py"
 ENV_DEBUG_PORT = "MLDEPLOY_DEBUG_PORT"
@@ -122,8 +123,9 @@ def write_launch(folder: Path, configuration: dict[str, Any]) -> tuple[Path, str
     return path, f"{'merged into' if existing else 'wrote'} {path}: '{configuration['name']}'"
 
 
-def wait_for_debugger(port: int, seconds: float, say: Callable[[str], None], poll: float = 0.1) -> bool:
-    """Listen on 127.0.0.1:port and wait up to ``seconds`` for a client; whether one attached."""
+def wait_for_debugger(port: int, seconds: float, say: Callable[[str], None]) -> bool:
+    """Listen on 127.0.0.1:port and wait up to ``seconds`` for a client to finish attaching (its breakpoints
+    set: ``wait_for_client`` returns after configurationDone), as ``debug_launch.py`` does; whether one did."""
     import debugpy
 
     # the stages' own child processes (pip resolving the wheelhouse) would each wait for the client to attach
@@ -134,11 +136,11 @@ def wait_for_debugger(port: int, seconds: float, say: Callable[[str], None], pol
         f"waiting up to {seconds:g} s for a debugger on 127.0.0.1:{port} before the first stage "
         f"(VS Code: run '{PIPELINE_CONFIGURATION}'; from another machine: ssh -L {port}:127.0.0.1:{port})"
     )
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if debugpy.is_client_connected():
-            say("debugger attached: the pipeline goes on (breakpoints in flows/ and tasks/ stop it)")
-            return True
-        time.sleep(poll)
+    waiter = threading.Thread(target=debugpy.wait_for_client, name="mldeploy-debug-wait", daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    if not waiter.is_alive():
+        say("debugger attached: the pipeline goes on (breakpoints in flows/ and tasks/ stop it)")
+        return True
     say(f"no debugger attached within {seconds:g} s: the pipeline goes on without one")
     return False

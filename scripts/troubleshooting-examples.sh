@@ -23,25 +23,18 @@ show() {  # show COMMAND...: the command as a user types it (paths relative to t
   echo "[exit $?]"
 }
 
-build=$(variant ts-build 8941)
-sed -i 's/    - joblib/    - joblib\n    - scikit-learnn==1.9.1/' "$build/myenv.yml"
-show "$mldeploy" deploy "$build/service.yaml"
+broken() {  # broken NAME PORT FILE SED-EXPRESSION: a variant with one line of FILE changed, deployed
+  local dir
+  dir=$(variant "$1" "$2")
+  sed -i "$4" "$dir/$3"
+  show "$mldeploy" deploy "$dir/service.yaml"
+}
 
-start=$(variant ts-start 8942)
-sed -i 's/^import joblib/import joblib\nimport lightgbm/' "$start/score.py"
-show "$mldeploy" deploy "$start/service.yaml"
-
-model=$(variant ts-model 8943)
-sed -i 's/"sklearn_regression_model.pkl")/"sklearn_regression_model.joblib")/' "$model/score.py"
-show "$mldeploy" deploy "$model/service.yaml"
-
-run=$(variant ts-run 8944)
-sed -i 's/    result = model.predict(data)/    result = model.predict(data["rows"])/' "$run/score.py"
-show "$mldeploy" deploy "$run/service.yaml"
-
-unavailable=$(variant ts-503 8945)
-sed -i 's/    result = model.predict(data)/    os._exit(3)/' "$unavailable/score.py"
-show "$mldeploy" deploy "$unavailable/service.yaml"
+broken ts-build 8941 myenv.yml 's/    - joblib/    - joblib\n    - scikit-learnn==1.9.1/'
+broken ts-start 8942 score.py 's/^import joblib/import joblib\nimport lightgbm/'
+broken ts-model 8943 score.py 's/"sklearn_regression_model.pkl")/"sklearn_regression_model.joblib")/'
+broken ts-run 8944 score.py 's/    result = model.predict(data)/    result = model.predict(data["rows"])/'
+broken ts-503 8945 score.py 's/    result = model.predict(data)/    os._exit(3)/'
 
 # "only fails remotely": what runs there, which run put it there, and the same image here
 remote=$(variant ts-remote 8946)
@@ -51,7 +44,7 @@ show "$mldeploy" history ts-remote
 show "$mldeploy" pull ts-remote --run --port 8947
 show "$mldeploy" logs ts-remote --previous
 # step through the run() that raised: the image under debugpy (nobody attaches here: it goes on after 2 s)
-show "$mldeploy" debug "$run/service.yaml" --debug-wait 2 --debug-port 5699
+show "$mldeploy" debug "$work/ts-run/service.yaml" --debug-wait 2 --debug-port 5699
 
 for name in ts-build ts-start ts-model ts-run ts-503 ts-remote; do "$mldeploy" delete "$name" >/dev/null 2>&1; done
 docker rm -f mldeploy-pulled-ts-remote mldeploy-debug-ts-run >/dev/null 2>&1

@@ -75,3 +75,10 @@ def test_a_source_directory_is_mounted_over_its_folder_and_a_lone_script_over_it
     lone = source_mount(folder / "score.py")  # the models live under the app folder: only the script goes over
     assert lone == ((folder / "score.py").resolve(), f"{APP_ROOT}/score.py")
     assert path_mapping(lone) == {"localRoot": str(folder.resolve()), "remoteRoot": APP_ROOT}
+
+
+def test_the_launcher_reads_the_variables_the_debug_container_is_given() -> None:
+    from mldeploy.debugging import ENV_DEBUG_PORT, ENV_DEBUG_WAIT, LAUNCHER
+
+    launcher = LAUNCHER.read_text()
+    assert f'"{ENV_DEBUG_PORT}"' in launcher and f'"{ENV_DEBUG_WAIT}"' in launcher
